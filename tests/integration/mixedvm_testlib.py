@@ -1,0 +1,76 @@
+"""Harness for mixedvm integration tests: the real QEMU, the real guest, a real QMP socket.
+
+A test registers the Guests it starts; if it fails (any exception), their serial log, QEMU
+output, command line and QMP transcript are copied to $MIXEDVM_LOG_DIR/<guest name>/.
+Exit codes follow meson: 0 pass, 1 fail, 77 skip (always with a printed reason).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+
+ROOT = os.environ.get("MIXEDVM_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+from mixedvm_vm import Guest as _Guest, Qmp, QmpError, VmError  # noqa: E402,F401
+
+SKIP = 77
+TestFailure = VmError
+
+
+def artifact(name):
+    """Path of a built artifact: qemu, kernel or initrd (env first, then tools/mixedvm path)."""
+    env = os.environ.get("MIXEDVM_" + name.upper())
+    if env:
+        return env
+    out = subprocess.run([os.path.join(ROOT, "tools", "mixedvm"), "path", name],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise TestFailure(f"cannot locate {name}: {out.stderr.strip()} (run tools/mixedvm build image)")
+    return out.stdout.strip()
+
+
+def Guest(name, **kwargs):
+    """A Guest running the built QEMU, kernel and initrd."""
+    return _Guest(name, artifact("qemu"), artifact("kernel"), artifact("initrd"), **kwargs)
+
+
+def keep_logs(guest):
+    dest_root = os.environ.get("MIXEDVM_LOG_DIR") or os.path.join(ROOT, "build", "test-logs")
+    dest = os.path.join(dest_root, guest.name)
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(guest.dir, dest, ignore=shutil.ignore_patterns("*.sock"))
+    return dest
+
+
+def run(test_fn):
+    """Run one integration test function; it receives a list to register Guests in."""
+    guests = []
+    try:
+        test_fn(guests)
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001 - report everything, keep the logs
+        traceback.print_exc()
+        for g in guests:
+            g.stop()
+            print(f"FAIL: {e}\nlogs kept in {keep_logs(g)}", file=sys.stderr)
+        if not guests:
+            print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)
+    for g in guests:
+        g.stop()
+        shutil.rmtree(g.dir, ignore_errors=True)
+    print("PASS")
+    sys.exit(0)
+
+
+def skip(reason):
+    print(f"SKIP: {reason}")
+    sys.exit(SKIP)
+
+
+def check(cond, message):
+    if not cond:
+        raise TestFailure(message)

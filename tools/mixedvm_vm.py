@@ -1,0 +1,174 @@
+"""Run the mixedvm guest in the real QEMU and talk to it over a real QMP socket.
+
+Shared by tools/mixedvm (demo) and the integration tests. A Guest is one QEMU process:
+serial console to a file, QMP on a UNIX socket, and helpers that wait for the markers
+that the guest's /init prints (MIXEDVM-READY, MIXEDVM-END rc=N).
+"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+# Lines on the guest console that mean the guest kernel is broken even if the workload passed.
+KERNEL_TROUBLE = re.compile(r"(Kernel panic|Oops|BUG:|general protection fault|WARNING: CPU:|segfault at)")
+
+
+class VmError(Exception):
+    """QEMU or the guest did not do what was expected (timeout, early exit, QMP trouble)."""
+
+
+class QmpError(Exception):
+    def __init__(self, cls, desc):
+        super().__init__(f"{cls}: {desc}")
+        self.cls = cls
+        self.desc = desc
+
+
+class Qmp:
+    """A minimal synchronous QMP client: one command at a time, events queued."""
+
+    def __init__(self, path, transcript, timeout=30.0):
+        self.transcript = transcript
+        self.events = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise VmError(f"QMP socket {path} did not come up in {timeout:.0f} s")
+                time.sleep(0.05)
+        self.sock.settimeout(timeout)
+        self.reader = self.sock.makefile("r", encoding="utf-8")
+        greeting = self._read()
+        if "QMP" not in greeting:
+            raise VmError(f"unexpected QMP greeting: {greeting}")
+        self.execute("qmp_capabilities")
+
+    def _read(self):
+        line = self.reader.readline()
+        if not line:
+            raise VmError("QMP connection closed by QEMU")
+        self.transcript.write("<- " + line)
+        return json.loads(line)
+
+    def execute(self, command, **arguments):
+        msg = {"execute": command}
+        if arguments:
+            msg["arguments"] = arguments
+        data = json.dumps(msg)
+        self.transcript.write("-> " + data + "\n")
+        self.sock.sendall(data.encode() + b"\n")
+        while True:
+            reply = self._read()
+            if "event" in reply:
+                self.events.append(reply)
+                continue
+            if "error" in reply:
+                raise QmpError(reply["error"]["class"], reply["error"]["desc"])
+            return reply["return"]
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Guest:
+    """One QEMU process running the mixedvm guest image."""
+
+    def __init__(self, name, qemu, kernel, initrd, smp=4, accel="tcg", cmd="selfcheck",
+                 memory="512M", extra_args=()):
+        self.name = name
+        self.qemu, self.kernel, self.initrd = qemu, kernel, initrd
+        self.smp = smp
+        self.accel = accel
+        self.cmd = cmd
+        self.memory = memory
+        self.extra_args = list(extra_args)
+        self.dir = tempfile.mkdtemp(prefix=f"mixedvm-{name}-")
+        self.serial_path = os.path.join(self.dir, "serial.log")
+        self.stderr_path = os.path.join(self.dir, "qemu-stderr.log")
+        self.qmp_path = os.path.join(self.dir, "qmp.sock")
+        self.transcript = open(os.path.join(self.dir, "qmp-transcript.log"), "w")
+        self.proc = None
+        self.qmp = None
+
+    def argv(self):
+        append = f'console=ttyS0 panic=-1 mixedvm.cmd="{self.cmd}"'
+        return [self.qemu,
+                "-nodefaults", "-display", "none", "-no-reboot",
+                "-machine", "q35", "-accel", self.accel,
+                "-smp", str(self.smp), "-m", self.memory,
+                "-kernel", self.kernel, "-initrd", self.initrd,
+                "-append", append,
+                "-serial", f"file:{self.serial_path}",
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"] + self.extra_args
+
+    def start(self):
+        self.stderr = open(self.stderr_path, "w")
+        argv = self.argv()
+        with open(os.path.join(self.dir, "command-line"), "w") as f:
+            f.write(" ".join(argv) + "\n")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
+                                     stderr=subprocess.STDOUT)
+        self.qmp = Qmp(self.qmp_path, self.transcript)
+        return self
+
+    def serial(self):
+        try:
+            with open(self.serial_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_for(self, pattern, timeout):
+        """Wait until the serial console matches `pattern`; return the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = rx.search(self.serial())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                m = rx.search(self.serial())
+                if m:
+                    return m
+                raise VmError(f"QEMU exited with {self.proc.returncode} before /{pattern}/ appeared")
+            time.sleep(0.1)
+        raise VmError(f"/{pattern}/ did not appear on the serial console within {timeout} s")
+
+    def wait_end(self, timeout):
+        """Wait for /init's end marker and return the guest command's exit code."""
+        m = self.wait_for(r"MIXEDVM-END rc=(\d+)", timeout)
+        return int(m.group(1))
+
+    def wait_exit(self, timeout=30):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise VmError(f"QEMU did not exit within {timeout} s after the guest powered off")
+
+    def check_kernel_healthy(self):
+        bad = [l for l in self.serial().splitlines() if KERNEL_TROUBLE.search(l)]
+        if bad:
+            raise VmError("guest kernel reported trouble:\n  " + "\n  ".join(bad[:10]))
+
+    def stop(self):
+        if self.qmp:
+            self.qmp.close()
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.transcript.close()
