@@ -1,0 +1,384 @@
+/*
+ * mixed accelerator: the vCPU thread and the per-vCPU accel-ops hooks
+ *
+ * Every vCPU has one host thread, a KVM vCPU fd and a TCG context for its
+ * whole life. The thread runs kvm_cpu_exec() or the MTTCG loop; between the
+ * two it reaches a safe point, where it may move to the other backend.
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/guest-random.h"
+#include "qemu/main-loop.h"
+#include "qemu/rcu.h"
+#include "qemu/timer.h"
+#include "qapi/error.h"
+#include "qapi/qapi-events-machine-target.h"
+#include "system/accel-ops.h"
+#include "system/cpus.h"
+#include "system/kvm.h"
+#include "system/runstate.h"
+#include "system/tcg.h"
+#include "exec/cputlb.h"
+#include "exec/tb-flush.h"
+#include "hw/boards.h"
+#include "hw/core/cpu.h"
+#include "tcg/startup.h"
+#include "mixed-internal.h"
+#include "../kvm/kvm-cpus.h"
+#include "../tcg/tcg-accel-ops.h"
+#include "trace.h"
+
+int64_t mixed_now_ns(void)
+{
+    return get_clock();
+}
+
+/* Time on the backend the vCPU is leaving, up to now. */
+static void mixed_account(AccelCPUState *mv, int64_t now)
+{
+    mv->ns_on[mv->current] += now - mv->since_ns;
+    mv->since_ns = now;
+}
+
+/*
+ * Change what QMP or the policy wants for this vCPU. BQL held. The vCPU
+ * acts on it at its next safe point; the kick makes that soon.
+ */
+void mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,
+                           VcpuAccelMoveReason reason, const char *detail)
+{
+    AccelCPUState *mv = cpu->accel;
+
+    if (qatomic_read(&mv->target) != target) {
+        qatomic_set(&mv->target, target);
+        qapi_event_send_vcpu_accel_changed(cpu->cpu_index, target, reason,
+                                           detail);
+    }
+    qemu_cpu_kick(cpu);
+}
+
+/* Where this vCPU should execute right now. */
+static VcpuAccel mixed_wanted_backend(CPUState *cpu)
+{
+    AccelCPUState *mv = cpu->accel;
+    bool runs_kernel = mixed_state()->kvm_runs_kernel;
+    bool deliverable;
+
+    if (qatomic_read(&mv->target) == VCPU_ACCEL_TCG || mv->kvm_failed) {
+        return VCPU_ACCEL_TCG;
+    }
+    if (mixed_x86_event_pending(cpu, &deliverable) &&
+        (deliverable || !runs_kernel)) {
+        return VCPU_ACCEL_TCG;          /* TCG delivers every event */
+    }
+    if (!runs_kernel && mv->current == VCPU_ACCEL_TCG &&
+        !mixed_x86_in_user_mode(cpu)) {
+        return VCPU_ACCEL_TCG;          /* PVM: guest kernel code on TCG */
+    }
+    return VCPU_ACCEL_KVM;
+}
+
+/* KVM could not go on with this vCPU: it stays on TCG from now on. */
+static void mixed_fall_back(CPUState *cpu, const char *why)
+{
+    AccelCPUState *mv = cpu->accel;
+
+    mv->kvm_failed = true;
+    mv->fallbacks++;
+    warn_report("mixed: vCPU %d moved to TCG for good: %s", cpu->cpu_index, why);
+    mixed_vcpu_set_target(cpu, VCPU_ACCEL_TCG, VCPU_ACCEL_MOVE_REASON_FALLBACK,
+                          why);
+}
+
+static void mixed_move(CPUState *cpu, VcpuAccel to)
+{
+    AccelCPUState *mv = cpu->accel;
+    VcpuAccelMove timing = { .to = to };
+    Error *err = NULL;
+    int64_t t0 = mixed_now_ns();
+
+    if (to == VCPU_ACCEL_TCG) {
+        mixed_x86_kvm_to_tcg(cpu, &timing, &err);
+        if (err) {
+            /* QEMU cannot know the guest's state: nothing safe to run. */
+            error_report_err(err);
+            vm_stop(RUN_STATE_INTERNAL_ERROR);
+            return;
+        }
+    } else {
+        mixed_x86_tcg_to_kvm(cpu, &timing, &err);
+        if (err) {
+            /* env is intact: the guest goes on, on TCG. */
+            mixed_fall_back(cpu, error_get_pretty(err));
+            error_free(err);
+            return;
+        }
+    }
+    mixed_account(mv, t0);
+    timing.latency_ns = mixed_now_ns() - t0;
+    mv->last_move = timing;
+    mv->has_last_move = true;
+    mv->moves++;
+    /* Pairs with the read in mixed_handle_interrupt(). */
+    qatomic_store_release(&mv->current, to);
+    trace_mixed_move(cpu->cpu_index, VcpuAccel_str(to), timing.latency_ns,
+                     timing.get_ns, timing.put_ns, timing.flush_ns);
+}
+
+/*
+ * The safe point: BQL held, cpu->running == false, on the vCPU's thread,
+ * outside any exclusive section; both backends' state is architecturally
+ * consistent here (kvm_cpu_exec and cpu_exec have returned).
+ */
+void mixed_safe_point(CPUState *cpu)
+{
+    AccelCPUState *mv = cpu->accel;
+    bool emulation_failed = false;
+    VcpuAccel want;
+
+    if (mv->current == VCPU_ACCEL_KVM && mv->kvm_exit_pending) {
+        emulation_failed = mv->kvm_exit == MIXED_KVM_EXIT_EMULATION_FAILURE ||
+            (mv->kvm_exit == MIXED_KVM_EXIT_SHUTDOWN && !mv->tripwire_armed);
+        want = VCPU_ACCEL_TCG;
+    } else if (!cpu_can_run(cpu)) {
+        return;
+    } else {
+        want = mixed_wanted_backend(cpu);
+    }
+    if (want != mv->current) {
+        mixed_move(cpu, want);
+    }
+    if (mv->kvm_exit_pending) {
+        mv->kvm_exit_pending = false;
+        if (emulation_failed) {
+            mixed_fall_back(cpu, mv->kvm_exit == MIXED_KVM_EXIT_SHUTDOWN ?
+                            "unexpected shutdown exit from KVM" :
+                            "KVM failed to emulate an instruction");
+        }
+    }
+}
+
+void mixed_kvm_exit_to_tcg(CPUState *cpu, MixedKvmExit reason)
+{
+    AccelCPUState *mv = cpu->accel;
+
+    mv->kvm_exit = reason;
+    mv->kvm_exit_pending = true;
+}
+
+void mixed_tcg_user_mode_entered(CPUState *cpu)
+{
+    AccelCPUState *mv = cpu->accel;
+
+    /* PVM: user mode is where KVM runs the guest natively; go there. */
+    if (qatomic_read(&mv->target) == VCPU_ACCEL_KVM && !mv->kvm_failed) {
+        cpu_exit(cpu);
+    }
+}
+
+typedef struct MixedForceRcu {
+    Notifier notifier;
+    CPUState *cpu;
+} MixedForceRcu;
+
+static void mixed_do_nothing(CPUState *cpu, run_on_cpu_data d)
+{
+}
+
+static void mixed_force_rcu(Notifier *notify, void *data)
+{
+    CPUState *cpu = container_of(notify, MixedForceRcu, notifier)->cpu;
+
+    /* TCG holds the RCU read lock while it runs TBs. */
+    async_run_on_cpu(cpu, mixed_do_nothing, RUN_ON_CPU_NULL);
+}
+
+static void *mixed_vcpu_thread_fn(void *arg)
+{
+    CPUState *cpu = arg;
+    AccelCPUState *mv = cpu->accel;
+    MixedForceRcu force_rcu = { .notifier.notify = mixed_force_rcu, .cpu = cpu };
+    int r;
+
+    rcu_register_thread();
+    rcu_add_force_rcu_notifier(&force_rcu.notifier);
+    tcg_register_thread();
+
+    bql_lock();
+    qemu_thread_get_self(cpu->thread);
+    cpu->thread_id = qemu_get_thread_id();
+    cpu->neg.can_do_io = true;
+    current_cpu = cpu;
+
+    kvm_init_vcpu(cpu, &error_fatal);
+    kvm_init_cpu_signals(cpu);
+    /* env is authoritative until the first move; KVM is loaded then. */
+    mv->current = VCPU_ACCEL_TCG;
+    mv->since_ns = mixed_now_ns();
+
+    cpu_thread_signal_created(cpu);
+    qemu_guest_random_seed_thread_part2(cpu->random_seed);
+    cpu->exit_request = 1;
+
+    do {
+        mixed_safe_point(cpu);
+        if (cpu_can_run(cpu)) {
+            if (mv->current == VCPU_ACCEL_KVM) {
+                r = kvm_cpu_exec(cpu);
+            } else {
+                /*
+                 * Where KVM runs kernel code, TCG only delivers events for a
+                 * vCPU that belongs on KVM: deliver, run nothing, return.
+                 */
+                if (mixed_state()->kvm_runs_kernel &&
+                    qatomic_read(&mv->target) == VCPU_ACCEL_KVM &&
+                    !mv->kvm_failed) {
+                    qatomic_set(&cpu->exit_request, 1);
+                }
+                bql_unlock();
+                r = tcg_cpu_exec(cpu);
+                bql_lock();
+                if (r == EXCP_ATOMIC) {
+                    bql_unlock();
+                    cpu_exec_step_atomic(cpu);
+                    bql_lock();
+                }
+            }
+            if (r == EXCP_DEBUG) {
+                cpu_handle_guest_debug(cpu);
+            }
+        }
+        qatomic_set_mb(&cpu->exit_request, 0);
+        qemu_wait_io_event(cpu);
+    } while (!cpu->unplug || cpu_can_run(cpu));
+
+    kvm_destroy_vcpu(cpu);
+    cpu_thread_signal_destroyed(cpu);
+    bql_unlock();
+    rcu_remove_force_rcu_notifier(&force_rcu.notifier);
+    rcu_unregister_thread();
+    return NULL;
+}
+
+static void mixed_start_vcpu_thread(CPUState *cpu)
+{
+    char thread_name[VCPU_THREAD_NAME_SIZE];
+    AccelCPUState *mv = g_new0(AccelCPUState, 1);
+
+    mv->cpu = cpu;
+    mv->target = mixed_initial_on_kvm(cpu->cpu_index) ? VCPU_ACCEL_KVM
+                                                       : VCPU_ACCEL_TCG;
+    cpu->accel = mv;
+    /* CF_PARALLEL always: KVM vCPUs run beside TCG ones. */
+    tcg_cpu_init_cflags(cpu, true);
+
+    snprintf(thread_name, VCPU_THREAD_NAME_SIZE, "CPU %d/mixed",
+             cpu->cpu_index);
+    qemu_thread_create(cpu->thread, thread_name, mixed_vcpu_thread_fn, cpu,
+                       QEMU_THREAD_JOINABLE);
+}
+
+/*
+ * Both: cpu_exit() ends a TCG TB loop, SIG_IPI ends KVM_RUN. Before the
+ * thread exists (realize queues TCG work, which kicks) there is nothing to
+ * signal, and the thread starts with exit_request set anyway.
+ */
+static void mixed_kick_vcpu_thread(CPUState *cpu)
+{
+    cpu_exit(cpu);
+    if (qatomic_read(&cpu->created)) {
+        cpus_kick_thread(cpu);
+    }
+}
+
+/* Like tcg_handle_interrupt(), without its BQL assertion: KVM paths call
+ * cpu_interrupt() without the BQL (kvm_get_vcpu_events). */
+static void mixed_handle_interrupt(CPUState *cpu, int mask)
+{
+    cpu->interrupt_request |= mask;
+    if (!qemu_cpu_is_self(cpu)) {
+        qemu_cpu_kick(cpu);
+    } else if (qatomic_load_acquire(&cpu->accel->current) == VCPU_ACCEL_TCG) {
+        qatomic_set(&cpu->neg.icount_decr.u16.high, -1);
+    }
+}
+
+static void mixed_cpu_reset_hold(CPUState *cpu)
+{
+    tcg_flush_jmp_cache(cpu);
+    tlb_flush(cpu);
+}
+
+/*
+ * After KVM's post-reset/post-init put, KVM and env agree. The vCPU is put on
+ * TCG (env authoritative, vcpu_dirty set): a reset vCPU is in real mode,
+ * which only TCG runs everywhere; the next safe point moves it if wanted.
+ */
+static void mixed_do_after_put(CPUState *cpu, run_on_cpu_data d)
+{
+    AccelCPUState *mv = cpu->accel;
+
+    mixed_x86_read_tsc_offset(cpu);
+    if (mv->current == VCPU_ACCEL_KVM) {
+        mixed_account(mv, mixed_now_ns());
+        qatomic_store_release(&mv->current, VCPU_ACCEL_TCG);
+    }
+    mv->tripwire_armed = false;
+    mv->kvm_exit_pending = false;
+    cpu->vcpu_dirty = true;
+}
+
+static void mixed_synchronize_post_reset(CPUState *cpu)
+{
+    kvm_cpu_synchronize_post_reset(cpu);
+    run_on_cpu(cpu, mixed_do_after_put, RUN_ON_CPU_NULL);
+}
+
+static void mixed_synchronize_post_init(CPUState *cpu)
+{
+    kvm_cpu_synchronize_post_init(cpu);
+    run_on_cpu(cpu, mixed_do_after_put, RUN_ON_CPU_NULL);
+}
+
+static bool mixed_cpus_are_resettable(void)
+{
+    return true;
+}
+
+static void mixed_accel_ops_class_init(ObjectClass *oc, void *data)
+{
+    AccelOpsClass *ops = ACCEL_OPS_CLASS(oc);
+
+    ops->create_vcpu_thread = mixed_start_vcpu_thread;
+    ops->kick_vcpu_thread = mixed_kick_vcpu_thread;
+    ops->handle_interrupt = mixed_handle_interrupt;
+    ops->cpu_reset_hold = mixed_cpu_reset_hold;
+    ops->cpus_are_resettable = mixed_cpus_are_resettable;
+    /*
+     * TCG mode keeps vcpu_dirty set, so KVM's synchronize_state is a no-op
+     * there and a real get on KVM.
+     */
+    ops->synchronize_state = kvm_cpu_synchronize_state;
+    ops->synchronize_post_reset = mixed_synchronize_post_reset;
+    ops->synchronize_post_init = mixed_synchronize_post_init;
+    ops->synchronize_pre_loadvm = kvm_cpu_synchronize_pre_loadvm;
+    /* No guest debug: KVM breakpoints would patch int3 into RAM that TCG
+     * vCPUs execute. gdbstub refuses to attach. */
+}
+
+static const TypeInfo mixed_accel_ops_type = {
+    .name = ACCEL_OPS_NAME("mixed"),
+    .parent = TYPE_ACCEL_OPS,
+    .class_init = mixed_accel_ops_class_init,
+    .abstract = true,
+};
+
+static void mixed_accel_ops_register_types(void)
+{
+    type_register_static(&mixed_accel_ops_type);
+}
+type_init(mixed_accel_ops_register_types);

@@ -1,0 +1,97 @@
+/*
+ * mixed accelerator: state shared by the files of accel/mixed
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#ifndef ACCEL_MIXED_INTERNAL_H
+#define ACCEL_MIXED_INTERNAL_H
+
+#include "system/kvm_int.h"
+#include "system/mixed.h"
+#include "qapi/qapi-types-machine-target.h"
+
+#define TYPE_MIXED_ACCEL ACCEL_CLASS_NAME("mixed")
+
+typedef struct MixedState {
+    KVMState kvm;           /* must be first: KVM code casts to KVMState */
+
+    /* options */
+    char *tcg_cpus;         /* vCPU list, or NULL */
+    char *kvm_cpus;         /* vCPU list, or NULL */
+    char *policy;
+
+    /* start-up probe of the host's KVM */
+    bool kvm_runs_kernel;   /* false on PVM: only guest user mode on KVM */
+    char kvm_probe[200];
+    bool tsc_offset_attr;   /* KVM_VCPU_TSC_OFFSET readable */
+} MixedState;
+
+DECLARE_INSTANCE_CHECKER(MixedState, MIXED_STATE, TYPE_MIXED_ACCEL)
+
+MixedState *mixed_state(void);
+
+/*
+ * Per-vCPU state, in CPUState::accel.
+ *
+ * Residency (where the vCPU executes) changes only on the vCPU's own thread,
+ * at a safe point: after kvm_cpu_exec() or tcg_cpu_exec() returned, with the
+ * BQL held and cpu->running == false.
+ *
+ *   TCG ---- target KVM, no event pending, (PVM: guest in user mode) ---> KVM
+ *   KVM ---- kick: target TCG, or an event to deliver --------------------> TCG
+ *   KVM ---- exit: PVM tripwire (kernel entry), emulation failure --------> TCG
+ *
+ * "target" is what QMP or the policy asked for. On a host whose KVM cannot
+ * run guest kernel code, a vCPU with target KVM executes on KVM only while
+ * the guest is in user mode, and on TCG otherwise.
+ */
+struct AccelCPUState {
+    CPUState *cpu;
+
+    VcpuAccel target;           /* written under the BQL, read by the vCPU */
+    VcpuAccel current;          /* written by the vCPU thread only */
+    bool kvm_failed;            /* KVM could not run this vCPU: TCG only */
+
+    /* set by mixed_kvm_exit_to_tcg(), consumed at the next safe point */
+    bool kvm_exit_pending;
+    MixedKvmExit kvm_exit;
+
+    /* the guest's real values while KVM sees the tripwire */
+    bool tripwire_armed;
+    uint32_t real_idt_limit;
+    uint64_t real_lstar, real_cstar;
+    uint32_t real_sysenter_cs;
+
+    /* TSC: KVM's per-vCPU offset; TCG reads host TSC + this */
+    int64_t kvm_tsc_offset;
+
+    /* telemetry */
+    int64_t since_ns;           /* start of the current residency */
+    int64_t ns_on[VCPU_ACCEL__MAX];
+    uint64_t moves;
+    uint64_t kernel_entries;    /* PVM tripwire exits */
+    uint64_t fallbacks;
+    bool has_last_move;
+    VcpuAccelMove last_move;
+};
+
+/* mixed-x86.c: state handover, one direction each */
+void mixed_x86_kvm_to_tcg(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
+void mixed_x86_tcg_to_kvm(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
+bool mixed_x86_in_user_mode(CPUState *cpu);
+bool mixed_x86_event_pending(CPUState *cpu, bool *deliverable);
+void mixed_x86_read_tsc_offset(CPUState *cpu);
+bool mixed_x86_check_cpu(CPUState *cpu, Error **errp);
+
+/* mixed-all.c */
+bool mixed_initial_on_kvm(unsigned cpu_index);
+
+/* mixed-accel-ops.c */
+void mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,
+                           VcpuAccelMoveReason reason, const char *detail);
+int64_t mixed_now_ns(void);
+void mixed_safe_point(CPUState *cpu);
+
+#endif /* ACCEL_MIXED_INTERNAL_H */

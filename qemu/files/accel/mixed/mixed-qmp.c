@@ -1,0 +1,184 @@
+/*
+ * mixed accelerator: QMP and HMP commands
+ *
+ * query-vcpu-accel, vcpu-set-accel; HMP info vcpu-accel, vcpu_set_accel.
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-machine-target.h"
+#include "qobject/qdict.h"
+#include "qapi/clone-visitor.h"
+#include "qapi/qapi-visit-machine-target.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "system/runstate.h"
+#include "hw/core/cpu.h"
+#include "hw/boards.h"
+#include "qemu/main-loop.h"
+#include "mixed-internal.h"
+
+static bool mixed_check_enabled(Error **errp)
+{
+    if (!mixed_enabled()) {
+        error_setg(errp, "this command needs -accel mixed");
+        return false;
+    }
+    return true;
+}
+
+MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
+{
+    MixedState *s;
+    MixedAccelInfo *info;
+    VcpuAccelInfoList **tail;
+    CPUState *cpu;
+    int64_t now = mixed_now_ns();
+
+    if (!mixed_check_enabled(errp)) {
+        return NULL;
+    }
+    s = mixed_state();
+    info = g_new0(MixedAccelInfo, 1);
+    info->kvm_runs_kernel = s->kvm_runs_kernel;
+    info->kvm_probe = g_strdup(s->kvm_probe);
+    info->policy = g_strdup(s->policy);
+    tail = &info->vcpus;
+    CPU_FOREACH(cpu) {
+        AccelCPUState *mv = cpu->accel;
+        VcpuAccelInfo *v = g_new0(VcpuAccelInfo, 1);
+        VcpuAccel current = qatomic_load_acquire(&mv->current);
+
+        v->cpu_index = cpu->cpu_index;
+        v->accel = qatomic_read(&mv->target);
+        v->running_on = current;
+        v->thread_id = cpu->thread_id;
+        v->moves = mv->moves;
+        v->kernel_entries = mv->kernel_entries;
+        v->kvm_failed = mv->kvm_failed;
+        v->kvm_ns = mv->ns_on[VCPU_ACCEL_KVM];
+        v->tcg_ns = mv->ns_on[VCPU_ACCEL_TCG];
+        if (current == VCPU_ACCEL_KVM) {
+            v->kvm_ns += now - mv->since_ns;
+        } else {
+            v->tcg_ns += now - mv->since_ns;
+        }
+        if (mv->has_last_move) {
+            v->last_move = QAPI_CLONE(VcpuAccelMove, &mv->last_move);
+        }
+        QAPI_LIST_APPEND(tail, v);
+    }
+    return info;
+}
+
+/*
+ * Runs on the vCPU's thread from process_queued_cpu_work(): BQL held, no
+ * backend executing, so this is a safe point (see mixed_safe_point).
+ */
+static void mixed_do_settle(CPUState *cpu, run_on_cpu_data data)
+{
+    mixed_safe_point(cpu);
+}
+
+static CPUState *mixed_lookup_cpu(int64_t cpu_index, Error **errp)
+{
+    CPUState *cpu = cpu_index >= 0 && cpu_index < INT_MAX ?
+                    qemu_get_cpu(cpu_index) : NULL;
+
+    if (!cpu) {
+        error_setg(errp, "vCPU %" PRId64 " does not exist (the guest has %u "
+                   "vCPUs, 0-%u)", cpu_index, current_machine->smp.cpus,
+                   current_machine->smp.cpus - 1);
+    }
+    return cpu;
+}
+
+VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
+                                       bool has_wait, bool wait, Error **errp)
+{
+    VcpuSetAccelResult *r;
+    AccelCPUState *mv;
+    CPUState *cpu;
+
+    if (!mixed_check_enabled(errp)) {
+        return NULL;
+    }
+    cpu = mixed_lookup_cpu(cpu_index, errp);
+    if (!cpu) {
+        return NULL;
+    }
+    mv = cpu->accel;
+    if (!runstate_is_running()) {
+        error_setg(errp, "the VM is not running (%s): vCPUs move only while "
+                   "the guest runs", RunState_str(runstate_get()));
+        return NULL;
+    }
+    if (accel == VCPU_ACCEL_KVM && mv->kvm_failed) {
+        error_setg(errp, "vCPU %" PRId64 " cannot run on KVM any more: it "
+                   "fell back to TCG after a KVM failure", cpu_index);
+        return NULL;
+    }
+
+    mixed_vcpu_set_target(cpu, accel, VCPU_ACCEL_MOVE_REASON_QMP, NULL);
+    if (!has_wait || wait) {
+        run_on_cpu(cpu, mixed_do_settle, RUN_ON_CPU_NULL);
+    }
+
+    r = g_new0(VcpuSetAccelResult, 1);
+    r->accel = accel;
+    r->running_on = qatomic_load_acquire(&mv->current);
+    r->status = r->running_on == accel ? VCPU_SET_ACCEL_STATUS_DONE
+                                       : VCPU_SET_ACCEL_STATUS_SCHEDULED;
+    return r;
+}
+
+void hmp_info_vcpu_accel(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+    g_autoptr(MixedAccelInfo) info = qmp_query_vcpu_accel(&err);
+    VcpuAccelInfoList *l;
+
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    monitor_printf(mon, "KVM: %s\npolicy: %s\n", info->kvm_probe, info->policy);
+    monitor_printf(mon, "vCPU  accel  running  thread     moves  kernel-entries"
+                   "     kvm-ms     tcg-ms  last-move-us\n");
+    for (l = info->vcpus; l; l = l->next) {
+        VcpuAccelInfo *v = l->value;
+
+        monitor_printf(mon, "%4" PRId64 "  %-5s  %-7s  %-9" PRId64 "  %5" PRIu64
+                       "  %14" PRIu64 "  %9.1f  %9.1f  %12.1f%s\n",
+                       v->cpu_index, VcpuAccel_str(v->accel),
+                       VcpuAccel_str(v->running_on), v->thread_id, v->moves,
+                       v->kernel_entries, v->kvm_ns / 1e6, v->tcg_ns / 1e6,
+                       v->last_move ? v->last_move->latency_ns / 1e3 : 0.0,
+                       v->kvm_failed ? "  (KVM failed: TCG only)" : "");
+    }
+}
+
+void hmp_vcpu_set_accel(Monitor *mon, const QDict *qdict)
+{
+    int64_t cpu_index = qdict_get_int(qdict, "cpu");
+    const char *name = qdict_get_str(qdict, "accel");
+    Error *err = NULL;
+    g_autoptr(VcpuSetAccelResult) r = NULL;
+    int accel = qapi_enum_parse(&VcpuAccel_lookup, name, -1, &err);
+
+    if (accel < 0 && !err) {
+        error_setg(&err, "unknown accel '%s' (kvm or tcg)", name);
+    }
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    r = qmp_vcpu_set_accel(cpu_index, accel, false, false, &err);
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    monitor_printf(mon, "vCPU %" PRId64 ": %s (running on %s)\n", cpu_index,
+                   r->status == VCPU_SET_ACCEL_STATUS_DONE ? "moved" :
+                   "move scheduled", VcpuAccel_str(r->running_on));
+}

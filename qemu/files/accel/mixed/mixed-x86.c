@@ -1,0 +1,523 @@
+/*
+ * mixed accelerator: x86 vCPU state handover between KVM and TCG
+ *
+ * QEMU's CPUX86State is the meeting point. KVM -> TCG: get everything from
+ * KVM, then rebuild what only TCG keeps (hflags, softfloat status, TCG
+ * breakpoints, TLB). TCG -> KVM: canonicalise what only TCG keeps lazily
+ * (flags, MXCSR, XSTATE_BV), fix what VMX/PVM require (TR busy, accessed
+ * bits, SS.DPL), drop stale events, then put. The conventions that differ are
+ * pure functions in libmixedvm (include/mixedvm/mixedvm.h), unit-tested.
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qapi/error.h"
+#include "accel/accel-cpu-target.h"
+#include "hw/boards.h"
+#include "exec/cputlb.h"
+#include "exec/tb-flush.h"
+#include "system/kvm.h"
+#include "cpu.h"
+#include "cpu-internal.h"
+#include "host-cpu.h"
+#include "hw/i386/apic.h"
+#include "kvm/kvm_i386.h"
+#include "mixed-internal.h"
+#include "mixedvm/mixedvm.h"
+#include "trace.h"
+
+#define TYPE_MIXED_X86_CPU_ACCEL ACCEL_CPU_NAME("mixed")
+
+static AccelCPUClass *accel_cpu_class(const char *accel)
+{
+    g_autofree char *name = g_strdup_printf(ACCEL_CPU_NAME("%s"), accel);
+
+    return ACCEL_CPU_CLASS(object_class_by_name(name));
+}
+
+/* ------------------------------------------------------------------------
+ * CPU model: one guest-visible CPU for both backends
+ */
+
+/*
+ * Applied after KVM's defaults. CPUID is already the intersection of what KVM
+ * and TCG support (x86_cpu_get_supported_feature_word); these also hide the
+ * paravirtual interfaces only KVM implements and the signature leaf only TCG
+ * shows, so that CPUID reads the same on both backends.
+ */
+static PropValue mixed_default_props[] = {
+    { "kvmclock", "off" },
+    { "kvm-nopiodelay", "off" },
+    { "kvm-asyncpf", "off" },
+    { "kvm-steal-time", "off" },
+    { "kvm-pv-eoi", "off" },
+    { "kvmclock-stable-bit", "off" },
+    { "kvm", "off" },          /* no KVM signature leaf */
+    { "tcg-cpuid", "off" },    /* no TCG signature leaf */
+    { "x2apic", "off" },       /* the userspace APIC's MSRs are not routed */
+    { "vme", "off" },
+    { NULL, NULL },
+};
+
+static void mixed_cpu_instance_init(CPUState *cs)
+{
+    X86CPU *cpu = X86_CPU(cs);
+
+    /* KVM's defaults and KVM's XSAVE layout (KVM get/put uses it). */
+    accel_cpu_class("kvm")->cpu_instance_init(cs);
+    if (X86_CPU_GET_CLASS(cpu)->model) {
+        x86_cpu_apply_props(cpu, mixed_default_props);
+    }
+}
+
+static void mixed_report_filtered_features(X86CPU *cpu)
+{
+    static bool reported;
+    g_autoptr(GString) names = g_string_new(NULL);
+    FeatureWord w;
+    int bit;
+
+    if (reported) {
+        return;
+    }
+    reported = true;
+    for (w = 0; w < FEATURE_WORDS; w++) {
+        for (bit = 0; bit < 64; bit++) {
+            const char *name = feature_word_info[w].feat_names[bit];
+
+            if ((cpu->filtered_features[w] & BIT_ULL(bit)) && name) {
+                g_string_append_printf(names, " %s", name);
+            }
+        }
+    }
+    if (names->len) {
+        warn_report("mixed: hiding CPU features that KVM or TCG cannot "
+                    "provide on this host:%s", names->str);
+    }
+}
+
+bool mixed_x86_check_cpu(CPUState *cs, Error **errp)
+{
+    X86CPU *cpu = X86_CPU(cs);
+    CPUX86State *env = &cpu->env;
+
+    if ((env->features[FEAT_1_ECX] & CPUID_EXT_VMX) ||
+        (env->features[FEAT_8000_0001_ECX] & CPUID_EXT3_SVM)) {
+        error_setg(errp, "mixed: nested virtualisation (vmx/svm) is not "
+                   "supported; remove +vmx/+svm from -cpu");
+        return false;
+    }
+    mixed_report_filtered_features(cpu);
+    return true;
+}
+
+static bool mixed_cpu_realizefn(CPUState *cs, Error **errp)
+{
+    /*
+     * TCG's address spaces (memory + SMM overlay, as the softmmu expects);
+     * KVM maps guest memory through the system address space and, with SMM
+     * refused, needs nothing per CPU. Then the host's physical address size.
+     */
+    if (!accel_cpu_class("tcg")->cpu_target_realize(cs, errp)) {
+        return false;
+    }
+    if (!host_cpu_realizefn(cs, errp)) {
+        return false;
+    }
+    return mixed_x86_check_cpu(cs, errp);
+}
+
+static void mixed_cpu_accel_class_init(ObjectClass *oc, void *data)
+{
+    AccelCPUClass *acc = ACCEL_CPU_CLASS(oc);
+
+    /* TCG's class hook installs x86_tcg_ops for every CPU model. */
+    acc->cpu_class_init = accel_cpu_class("tcg")->cpu_class_init;
+    acc->cpu_instance_init = mixed_cpu_instance_init;
+    acc->cpu_target_realize = mixed_cpu_realizefn;
+}
+
+static const TypeInfo mixed_cpu_accel_type_info = {
+    .name = TYPE_MIXED_X86_CPU_ACCEL,
+    .parent = TYPE_ACCEL_CPU,
+    .class_init = mixed_cpu_accel_class_init,
+    .abstract = true,
+};
+
+static void mixed_cpu_accel_register_types(void)
+{
+    type_register_static(&mixed_cpu_accel_type_info);
+}
+type_init(mixed_cpu_accel_register_types);
+
+/* ------------------------------------------------------------------------
+ * Questions the scheduler asks at a safe point
+ */
+
+bool mixed_x86_in_user_mode(CPUState *cs)
+{
+    return (cpu_env(cs)->hflags & HF_CPL_MASK) == 3;
+}
+
+/*
+ * Is an event waiting for this vCPU, and could the guest take it now? Every
+ * event is delivered by TCG; KVM never injects under mixed.
+ */
+bool mixed_x86_event_pending(CPUState *cs, bool *deliverable)
+{
+    CPUX86State *env = cpu_env(cs);
+    int req = qatomic_read(&cs->interrupt_request);
+
+    *deliverable = false;
+    if (req & (CPU_INTERRUPT_NMI | CPU_INTERRUPT_SMI | CPU_INTERRUPT_INIT |
+               CPU_INTERRUPT_SIPI | CPU_INTERRUPT_MCE)) {
+        *deliverable = true;
+        return true;
+    }
+    if (req & CPU_INTERRUPT_HARD) {
+        *deliverable = (env->eflags & IF_MASK) &&
+                       !(env->hflags & HF_INHIBIT_IRQ_MASK);
+        return true;
+    }
+    return false;
+}
+
+void mixed_kvm_pre_run(CPUState *cs, struct kvm_run *run)
+{
+    X86CPU *cpu = X86_CPU(cs);
+    bool deliverable;
+
+    bql_lock();
+    run->request_interrupt_window = 0;
+    if (mixed_x86_event_pending(cs, &deliverable)) {
+        if (deliverable || !mixed_state()->kvm_runs_kernel) {
+            /* Leave KVM; TCG delivers it at the next safe point. */
+            qatomic_set(&cs->exit_request, 1);
+        } else {
+            /* IF=0 in guest kernel code KVM runs: exit once it can take it. */
+            run->request_interrupt_window = 1;
+        }
+    }
+    if (cs->interrupt_request & CPU_INTERRUPT_TPR) {
+        qatomic_set(&cs->exit_request, 1);
+    }
+    run->cr8 = cpu_get_apic_tpr(cpu->apic_state);
+    bql_unlock();
+}
+
+/* ------------------------------------------------------------------------
+ * TSC: one timeline, KVM's (host TSC + the vCPU's KVM offset)
+ */
+
+void mixed_x86_read_tsc_offset(CPUState *cs)
+{
+    AccelCPUState *mv = cs->accel;
+    uint64_t offset;
+    struct kvm_device_attr attr = {
+        .group = KVM_VCPU_TSC_CTRL,
+        .attr = KVM_VCPU_TSC_OFFSET,
+        .addr = (uintptr_t)&offset,
+    };
+    struct {
+        struct kvm_msrs info;
+        struct kvm_msr_entry entry;
+    } msr = { .info.nmsrs = 1, .entry.index = MSR_IA32_TSC };
+    uint64_t before, after;
+
+    if (kvm_vcpu_ioctl(cs, KVM_GET_DEVICE_ATTR, &attr) == 0) {
+        mv->kvm_tsc_offset = offset;
+        return;
+    }
+    /* Older KVM: bracket a read of the guest TSC with host TSC reads. */
+    before = cpu_get_host_ticks();
+    if (kvm_vcpu_ioctl(cs, KVM_GET_MSRS, &msr) != 1) {
+        error_report("mixed: cannot read vCPU %d's TSC from KVM", cs->cpu_index);
+        return;
+    }
+    after = cpu_get_host_ticks();
+    mv->kvm_tsc_offset = msr.entry.data - (before + (after - before) / 2);
+}
+
+uint64_t mixed_cpu_get_tsc(CPUState *cs)
+{
+    return cpu_get_host_ticks() + cs->accel->kvm_tsc_offset;
+}
+
+/* ------------------------------------------------------------------------
+ * The interrupt shadow, which QEMU's KVM code does not carry otherwise
+ */
+
+unsigned mixed_kvm_put_shadow(CPUState *cs)
+{
+    CPUX86State *env = cpu_env(cs);
+
+    return mixedvm_shadow_for_kvm(env->hflags & HF_INHIBIT_IRQ_MASK,
+                                  env->eflags & IF_MASK);
+}
+
+void mixed_kvm_got_shadow(CPUState *cs, unsigned shadow)
+{
+    CPUX86State *env = cpu_env(cs);
+
+    if (mixedvm_inhibit_irq_from_kvm(shadow)) {
+        env->hflags |= HF_INHIBIT_IRQ_MASK;
+    } else {
+        env->hflags &= ~HF_INHIBIT_IRQ_MASK;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * KVM -> TCG
+ */
+
+static void mixed_x86_events_to_env(CPUX86State *env, const MixedvmEvents *e)
+{
+    env->interrupt_injected = e->interrupt_injected;
+    env->soft_interrupt = e->soft_interrupt;
+    env->exception_injected = e->exception_injected;
+    env->exception_pending = e->exception_pending;
+    env->exception_nr = e->exception_nr;
+    env->nmi_injected = e->nmi_injected;
+    env->nmi_pending = e->nmi_pending;
+}
+
+static void mixed_x86_clear_stale_events(CPUX86State *env)
+{
+    MixedvmEvents e;
+
+    mixedvm_events_clear_stale(&e);
+    mixed_x86_events_to_env(env, &e);
+    env->exception_has_payload = false;
+    env->triple_fault_pending = false;
+}
+
+/*
+ * Events KVM still held when it exited. Mixed never injects, so only an
+ * exception KVM raised itself, or an NMI, can be here; TCG takes them over.
+ */
+static void mixed_x86_take_kvm_events(CPUState *cs)
+{
+    CPUX86State *env = cpu_env(cs);
+
+    if (env->exception_pending || env->exception_injected) {
+        if (env->exception_has_payload) {
+            if (env->exception_nr == EXCP01_DB) {
+                env->dr[6] = env->exception_payload;
+            } else if (env->exception_nr == EXCP0E_PAGE) {
+                env->cr[2] = env->exception_payload;
+            }
+        }
+        cs->exception_index = env->exception_nr;
+        env->exception_is_int = 0;
+        env->exception_next_eip = 0;
+        env->old_exception = -1;
+    }
+    if (env->nmi_injected || env->nmi_pending) {
+        env->hflags2 &= ~HF2_NMI_MASK;
+        cs->interrupt_request |= CPU_INTERRUPT_NMI;
+    }
+    if (env->interrupt_injected >= 0) {
+        /* Cannot happen: mixed_kvm_pre_run() never injects. */
+        error_report("mixed: vCPU %d left KVM holding interrupt vector %d, "
+                     "which is lost", cs->cpu_index, env->interrupt_injected);
+    }
+    mixed_x86_clear_stale_events(env);
+}
+
+/* A PVM tripwire fired: give the guest back its real state. */
+static void mixed_x86_disarm_tripwire(CPUState *cs, bool kernel_entry)
+{
+    AccelCPUState *mv = cs->accel;
+    CPUX86State *env = cpu_env(cs);
+    MixedvmTripwireExit exit_state;
+    MixedvmUserResume resume;
+
+    env->idt.limit = mv->real_idt_limit;
+    env->lstar = mv->real_lstar;
+    env->cstar = mv->real_cstar;
+    env->sysenter_cs = mv->real_sysenter_cs;
+    mv->tripwire_armed = false;
+    if (!kernel_entry) {
+        return;
+    }
+    mv->kernel_entries++;
+    exit_state = (MixedvmTripwireExit) {
+        .rip = env->eip, .rcx = env->regs[R_ECX], .r11 = env->regs[11],
+        .star = env->star,
+    };
+    if (mixedvm_tripwire_rewind_syscall(&exit_state, &resume)) {
+        /* SYSCALL ran on KVM and faulted at the sentinel: run it again. */
+        env->eip = resume.rip;
+        env->eflags = resume.rflags;
+        cpu_x86_load_seg_cache(env, R_CS, resume.cs_selector, 0, 0xffffffff,
+                               DESC_G_MASK | DESC_P_MASK | DESC_S_MASK |
+                               (3 << DESC_DPL_SHIFT) | DESC_CS_MASK |
+                               DESC_R_MASK | DESC_A_MASK |
+                               (resume.cs_long ? DESC_L_MASK : DESC_B_MASK));
+        cpu_x86_load_seg_cache(env, R_SS, resume.ss_selector, 0, 0xffffffff,
+                               DESC_G_MASK | DESC_B_MASK | DESC_P_MASK |
+                               DESC_S_MASK | (3 << DESC_DPL_SHIFT) |
+                               DESC_W_MASK | DESC_A_MASK);
+    }
+    /* Anything else: RIP is the instruction that entered the kernel. */
+    trace_mixed_tripwire(cs->cpu_index, env->eip);
+}
+
+void mixed_x86_kvm_to_tcg(CPUState *cs, VcpuAccelMove *t, Error **errp)
+{
+    AccelCPUState *mv = cs->accel;
+    X86CPU *cpu = X86_CPU(cs);
+    CPUX86State *env = &cpu->env;
+    int64_t t0 = mixed_now_ns(), t1, t2;
+    target_ulong dr7;
+
+    if (!cs->vcpu_dirty) {
+        if (kvm_arch_get_registers(cs, errp)) {
+            return;
+        }
+        cs->vcpu_dirty = true;
+    }
+    t1 = mixed_now_ns();
+
+    if (mv->tripwire_armed) {
+        mixed_x86_disarm_tripwire(cs, mv->kvm_exit_pending &&
+                                      mv->kvm_exit == MIXED_KVM_EXIT_SHUTDOWN);
+    }
+    mixed_x86_take_kvm_events(cs);
+
+    env->tr.flags = mixedvm_tr_flags_for_tcg(env->tr.flags);
+    env->hflags2 |= HF2_GIF_MASK;
+    /* hflags that TCG derives from CR4 and EFER and KVM does not keep. */
+    cpu_x86_update_cr4(env, env->cr[4]);
+    cpu_load_efer(env, env->efer);
+    update_fp_status(env);
+    update_mxcsr_status(env);
+    /* Debug registers become TCG breakpoints (as cpu_post_load does). */
+    cpu_breakpoint_remove_all(cs, BP_CPU);
+    cpu_watchpoint_remove_all(cs, BP_CPU);
+    dr7 = env->dr[7];
+    env->dr[7] = dr7 & ~(DR7_GLOBAL_BP_MASK | DR7_LOCAL_BP_MASK);
+    cpu_x86_update_dr7(env, dr7);
+    t2 = mixed_now_ns();
+
+    /* The guest changed its page tables while on KVM. */
+    tlb_flush(cs);
+    tcg_flush_jmp_cache(cs);
+
+    t->get_ns = t1 - t0;
+    t->put_ns = t2 - t1;
+    t->flush_ns = mixed_now_ns() - t2;
+}
+
+/* ------------------------------------------------------------------------
+ * TCG -> KVM
+ */
+
+/*
+ * After TCG ran, KVM's TLB (VPID/ASID tags on VT-x/AMD-V, the shadow
+ * context on PVM) may hold translations the guest invalidated on TCG. A
+ * changed CR4.PGE makes KVM_SET_SREGS reset the vCPU's MMU context
+ * (kvm_mmu_reset_context via mmu_reset_needed); toggling it twice leaves the
+ * guest's value in place. See docs/coherence.md for what this does and does
+ * not cover on a shadow-MMU host.
+ */
+static int mixed_x86_flush_kvm_tlb(CPUState *cs)
+{
+    struct kvm_sregs sregs;
+    int ret;
+
+    ret = kvm_vcpu_ioctl(cs, KVM_GET_SREGS, &sregs);
+    if (ret < 0) {
+        return ret;
+    }
+    sregs.cr4 ^= CR4_PGE_MASK;
+    ret = kvm_vcpu_ioctl(cs, KVM_SET_SREGS, &sregs);
+    if (ret < 0) {
+        return ret;
+    }
+    sregs.cr4 ^= CR4_PGE_MASK;
+    return kvm_vcpu_ioctl(cs, KVM_SET_SREGS, &sregs);
+}
+
+static void mixed_x86_arm_tripwire(CPUState *cs)
+{
+    AccelCPUState *mv = cs->accel;
+    CPUX86State *env = cpu_env(cs);
+
+    mv->real_idt_limit = env->idt.limit;
+    mv->real_lstar = env->lstar;
+    mv->real_cstar = env->cstar;
+    mv->real_sysenter_cs = env->sysenter_cs;
+    env->idt.limit = 0;                     /* any event: #GP, #DF, shutdown */
+    env->lstar = MIXEDVM_TRIPWIRE_LSTAR;    /* SYSCALL faults at a sentinel */
+    env->cstar = MIXEDVM_TRIPWIRE_CSTAR;
+    env->sysenter_cs = 0;                   /* SYSENTER raises #GP */
+    mv->tripwire_armed = true;
+}
+
+static void mixed_x86_restore_real(CPUState *cs)
+{
+    AccelCPUState *mv = cs->accel;
+    CPUX86State *env = cpu_env(cs);
+
+    env->idt.limit = mv->real_idt_limit;
+    env->lstar = mv->real_lstar;
+    env->cstar = mv->real_cstar;
+    env->sysenter_cs = mv->real_sysenter_cs;
+}
+
+void mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
+{
+    AccelCPUState *mv = cs->accel;
+    X86CPU *cpu = X86_CPU(cs);
+    CPUX86State *env = &cpu->env;
+    int64_t t0 = mixed_now_ns(), t1, t2;
+    unsigned cpl = env->hflags & HF_CPL_MASK;
+    int i, ret;
+
+    /* x86_cpu_exec_exit folded the lazy flags; make them canonical. */
+    env->cc_src = env->eflags & (CC_O | CC_S | CC_Z | CC_A | CC_P | CC_C);
+    env->cc_op = CC_OP_EFLAGS;
+    env->df = (env->eflags & DF_MASK) ? -1 : 1;
+    update_mxcsr_from_sse_status(env);
+    env->xstate_bv = mixedvm_xstate_bv_for_kvm(env->xstate_bv, env->xcr0);
+    for (i = 0; i < 6; i++) {
+        env->segs[i].flags = mixedvm_seg_flags_for_kvm(env->segs[i].flags);
+    }
+    env->segs[R_SS].flags = mixedvm_ss_flags_for_kvm(env->segs[R_SS].flags, cpl);
+    env->tr.flags = mixedvm_tr_flags_for_kvm(env->tr.flags);
+    env->pdptrs_valid = false;    /* KVM reloads PDPTEs from CR3 */
+    mixed_x86_clear_stale_events(env);
+    cs->exception_index = -1;
+    if (!mixed_state()->kvm_runs_kernel) {
+        mixed_x86_arm_tripwire(cs);
+    }
+    t1 = mixed_now_ns();
+
+    ret = kvm_arch_put_registers(cs, KVM_PUT_RUNTIME_STATE, errp);
+    if (mv->tripwire_armed) {
+        mixed_x86_restore_real(cs);   /* QEMU keeps the real values */
+    }
+    if (ret) {
+        mv->tripwire_armed = false;
+        return;
+    }
+    cs->vcpu_dirty = false;
+    t2 = mixed_now_ns();
+
+    ret = mixed_x86_flush_kvm_tlb(cs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "mixed: flushing vCPU %d's KVM TLB",
+                         cs->cpu_index);
+        return;
+    }
+    cs->kvm_run->immediate_exit = 0;
+
+    t->get_ns = t1 - t0;
+    t->put_ns = t2 - t1;
+    t->flush_ns = mixed_now_ns() - t2;
+}

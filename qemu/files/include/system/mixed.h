@@ -1,0 +1,57 @@
+/*
+ * mixed accelerator: KVM and MTTCG vCPUs in one guest (mixedvm)
+ *
+ * The hooks QEMU's own code calls. Everything else lives in accel/mixed/.
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#ifndef SYSTEM_MIXED_H
+#define SYSTEM_MIXED_H
+
+#include "exec/cpu-common.h"
+
+#ifdef CONFIG_MIXEDVM
+/* Set by -accel mixed, together with kvm_allowed and tcg_allowed. */
+extern bool mixed_allowed;
+#define mixed_enabled() (mixed_allowed)
+#else
+#define mixed_enabled() (false)
+#endif
+
+/* Why a vCPU left KVM without being asked (reported by kvm_cpu_exec). */
+typedef enum MixedKvmExit {
+    MIXED_KVM_EXIT_SHUTDOWN,            /* triple fault, or a PVM tripwire */
+    MIXED_KVM_EXIT_EMULATION_FAILURE,   /* KVM could not emulate */
+} MixedKvmExit;
+
+#ifdef CONFIG_MIXEDVM
+/*
+ * kvm_cpu_exec() got an exit that mixed turns into a move to TCG instead of a
+ * reset or a VM stop. Called on the vCPU thread, without the BQL.
+ */
+void mixed_kvm_exit_to_tcg(CPUState *cpu, MixedKvmExit reason);
+
+/*
+ * kvm_arch_pre_run() under mixed: a vCPU on KVM never gets events injected
+ * by KVM; pending events make it leave KVM so TCG delivers them.
+ * Called on the vCPU thread, with the BQL.
+ */
+void mixed_kvm_pre_run(CPUState *cpu, struct kvm_run *run);
+
+/*
+ * The interrupt shadow (STI / MOV SS blocking), which QEMU's KVM code does
+ * not otherwise carry across KVM_GET/SET_VCPU_EVENTS.
+ */
+unsigned mixed_kvm_put_shadow(CPUState *cpu);
+void mixed_kvm_got_shadow(CPUState *cpu, unsigned shadow);
+
+/* TCG returned the guest to user mode (IRET, SYSRET, SYSEXIT, far RET). */
+void mixed_tcg_user_mode_entered(CPUState *cpu);
+
+/* TSC of a vCPU on either backend: KVM's timeline (host TSC + KVM offset). */
+uint64_t mixed_cpu_get_tsc(CPUState *cpu);
+#endif
+
+#endif /* SYSTEM_MIXED_H */
