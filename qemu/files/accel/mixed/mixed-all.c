@@ -14,6 +14,7 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qemu/cutils.h"
+#include "qemu/memalign.h"
 #include "qapi/error.h"
 #include "qom/object.h"
 #include "hw/boards.h"
@@ -30,7 +31,32 @@
 #include "trace.h"
 
 bool mixed_allowed;
+uint64_t mixed_guest_tlb_gen;
 static Error *mixed_migration_blocker;
+
+/*
+ * Does this host's KVM translate guest addresses with a shadow MMU (no EPT
+ * or NPT)? Then KVM relies on trapping guest page-table writes, which TCG
+ * vCPUs make behind its back.
+ */
+static bool mixed_host_has_shadow_mmu(void)
+{
+    static const char *const tdp_params[] = {
+        "/sys/module/kvm_intel/parameters/ept",
+        "/sys/module/kvm_amd/parameters/npt",
+    };
+    int i;
+
+    for (i = 0; i < ARRAY_SIZE(tdp_params); i++) {
+        g_autofree char *value = NULL;
+
+        if (g_file_get_contents(tdp_params[i], &value, NULL, NULL) &&
+            (value[0] == 'Y' || value[0] == '1')) {
+            return false;
+        }
+    }
+    return true;
+}
 
 MixedState *mixed_state(void)
 {
@@ -146,6 +172,7 @@ static int mixed_init_machine(MachineState *ms)
         return -ENODEV;
     }
     s->kvm_runs_kernel = probe.kernel_code_native;
+    s->kvm_shadow_mmu = mixed_host_has_shadow_mmu();
     pstrcpy(s->kvm_probe, sizeof(s->kvm_probe), probe.summary);
     trace_mixed_probe(s->kvm_runs_kernel, s->kvm_probe);
 
@@ -159,6 +186,11 @@ static int mixed_init_machine(MachineState *ms)
     if (ret < 0) {
         return ret;
     }
+    /* Keep the last memslot id for the shadow-MMU zap (mixed-x86.c). */
+    s->kvm.nr_slots_max--;
+    s->zap_slot = s->kvm.nr_slots_max;
+    s->zap_page = qemu_memalign(qemu_real_host_page_size(),
+                                qemu_real_host_page_size());
     if (!kvm_check_extension(kvm_state, KVM_CAP_IMMEDIATE_EXIT)) {
         error_report("mixed: this host's KVM lacks KVM_CAP_IMMEDIATE_EXIT, "
                      "which mixed needs to kick vCPUs between backends");

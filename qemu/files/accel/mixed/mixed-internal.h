@@ -14,6 +14,9 @@
 
 #define TYPE_MIXED_ACCEL ACCEL_CLASS_NAME("mixed")
 
+/* Beyond any guest-physical address (qemu64: 40 bits) and PCI hole. */
+#define MIXED_ZAP_SLOT_GPA (1ULL << 44)
+
 typedef struct MixedState {
     KVMState kvm;           /* must be first: KVM code casts to KVMState */
 
@@ -25,7 +28,11 @@ typedef struct MixedState {
     /* start-up probe of the host's KVM */
     bool kvm_runs_kernel;   /* false on PVM: only guest user mode on KVM */
     char kvm_probe[200];
-    bool tsc_offset_attr;   /* KVM_VCPU_TSC_OFFSET readable */
+    bool kvm_shadow_mmu;    /* no EPT/NPT: KVM shadows guest page tables */
+    uint64_t shadow_zapped_gen;   /* mixed_guest_tlb_gen at the last zap */
+    uint64_t shadow_zaps;
+    int zap_slot;           /* a KVM memslot id QEMU never uses */
+    void *zap_page;         /* host page behind that slot */
 } MixedState;
 
 DECLARE_INSTANCE_CHECKER(MixedState, MIXED_STATE, TYPE_MIXED_ACCEL)

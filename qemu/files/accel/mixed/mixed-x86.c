@@ -335,21 +335,28 @@ static void mixed_x86_disarm_tripwire(CPUState *cs, bool kernel_entry)
     CPUX86State *env = cpu_env(cs);
     MixedvmTripwireExit exit_state;
     MixedvmUserResume resume;
+    bool rewound;
 
     env->idt.limit = mv->real_idt_limit;
     env->lstar = mv->real_lstar;
     env->cstar = mv->real_cstar;
     env->sysenter_cs = mv->real_sysenter_cs;
     mv->tripwire_armed = false;
-    if (!kernel_entry) {
-        return;
-    }
-    mv->kernel_entries++;
     exit_state = (MixedvmTripwireExit) {
         .rip = env->eip, .rcx = env->regs[R_ECX], .r11 = env->regs[11],
         .star = env->star,
     };
-    if (mixedvm_tripwire_rewind_syscall(&exit_state, &resume)) {
+    /*
+     * Not only after a shutdown exit: a kick can interrupt KVM_RUN after
+     * SYSCALL switched to the sentinel and before the fault, and PVM then
+     * reports RIP at the sentinel with the user CS.
+     */
+    rewound = mixedvm_tripwire_rewind_syscall(&exit_state, &resume);
+    if (!kernel_entry && !rewound) {
+        return;
+    }
+    mv->kernel_entries++;
+    if (rewound) {
         /* SYSCALL ran on KVM and faulted at the sentinel: run it again. */
         env->eip = resume.rip;
         env->eflags = resume.rflags;
@@ -364,7 +371,8 @@ static void mixed_x86_disarm_tripwire(CPUState *cs, bool kernel_entry)
                                DESC_W_MASK | DESC_A_MASK);
     }
     /* Anything else: RIP is the instruction that entered the kernel. */
-    trace_mixed_tripwire(cs->cpu_index, env->eip);
+    trace_mixed_tripwire(cs->cpu_index, exit_state.rip, exit_state.rcx,
+                         env->segs[R_CS].selector, env->eip, rewound);
 }
 
 void mixed_x86_kvm_to_tcg(CPUState *cs, VcpuAccelMove *t, Error **errp)
@@ -443,6 +451,47 @@ static int mixed_x86_flush_kvm_tlb(CPUState *cs)
     return kvm_vcpu_ioctl(cs, KVM_SET_SREGS, &sregs);
 }
 
+/*
+ * Shadow-MMU hosts: KVM built its shadow page tables from guest page tables
+ * it write-protected; TCG vCPUs changed them through QEMU's mapping without
+ * KVM noticing. If the guest flushed its TLB on TCG since the last zap,
+ * invalidate every shadow page so that KVM rebuilds them from the guest's
+ * page tables. Deleting a memslot makes KVM zap all shadow pages
+ * (kvm_arch_flush_shadow_memslot); a one-page slot outside guest memory is
+ * added and deleted for that. Measured on PVM (tools/probes/
+ * kvm-shadow-invalidate.c): SET_SREGS, a CR4.PGE toggle, KVM_SET_NR_MMU_PAGES
+ * and a dirty-log flag toggle leave the stale translation in place; this
+ * does not, in about 50 us.
+ */
+static int mixed_x86_zap_shadow_mmu(void)
+{
+    MixedState *s = mixed_state();
+    uint64_t gen = qatomic_read(&mixed_guest_tlb_gen);
+    struct kvm_userspace_memory_region slot = {
+        .slot = s->zap_slot,
+        .guest_phys_addr = MIXED_ZAP_SLOT_GPA,
+        .memory_size = qemu_real_host_page_size(),
+        .userspace_addr = (uintptr_t)s->zap_page,
+    };
+    int ret;
+
+    if (qatomic_read(&s->shadow_zapped_gen) == gen) {
+        return 0;
+    }
+    ret = kvm_vm_ioctl(kvm_state, KVM_SET_USER_MEMORY_REGION, &slot);
+    if (ret < 0) {
+        return ret;
+    }
+    slot.memory_size = 0;
+    ret = kvm_vm_ioctl(kvm_state, KVM_SET_USER_MEMORY_REGION, &slot);
+    if (ret < 0) {
+        return ret;
+    }
+    qatomic_set(&s->shadow_zapped_gen, gen);
+    qatomic_inc(&s->shadow_zaps);
+    return 0;
+}
+
 static void mixed_x86_arm_tripwire(CPUState *cs)
 {
     AccelCPUState *mv = cs->accel;
@@ -509,7 +558,11 @@ void mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
     cs->vcpu_dirty = false;
     t2 = mixed_now_ns();
 
-    ret = mixed_x86_flush_kvm_tlb(cs);
+    if (mixed_state()->kvm_shadow_mmu) {
+        ret = mixed_x86_zap_shadow_mmu();
+    } else {
+        ret = mixed_x86_flush_kvm_tlb(cs);
+    }
     if (ret < 0) {
         error_setg_errno(errp, -ret, "mixed: flushing vCPU %d's KVM TLB",
                          cs->cpu_index);

@@ -16,8 +16,26 @@
 /* Set by -accel mixed, together with kvm_allowed and tcg_allowed. */
 extern bool mixed_allowed;
 #define mixed_enabled() (mixed_allowed)
+
+/* Bumped whenever a TCG vCPU flushes its guest TLB (see below). */
+extern uint64_t mixed_guest_tlb_gen;
+
+/*
+ * A TCG vCPU executed a guest TLB flush (INVLPG, MOV to CR3, a paging CR0 or
+ * CR4 change). The guest may have changed page tables behind KVM's shadow
+ * MMU; KVM's shadow pages are invalidated before a vCPU next enters KVM.
+ */
+static inline void mixed_guest_tlb_flushed(void)
+{
+    if (mixed_enabled()) {
+        qatomic_inc(&mixed_guest_tlb_gen);
+    }
+}
 #else
 #define mixed_enabled() (false)
+static inline void mixed_guest_tlb_flushed(void)
+{
+}
 #endif
 
 /* Why a vCPU left KVM without being asked (reported by kvm_cpu_exec). */
