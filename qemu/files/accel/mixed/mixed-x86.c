@@ -63,14 +63,127 @@ static PropValue mixed_default_props[] = {
     { NULL, NULL },
 };
 
+/*
+ * Instructions that unprivileged code can use, by feature word. Where KVM
+ * cannot run guest kernel code (PVM), it runs guest user code natively
+ * without intercepting CPUID or XGETBV (tools/probes/ shows both return the
+ * host's values at CPL3), so user code picks its instructions from the host
+ * CPU whatever model QEMU shows. TCG must then accept every one of these that
+ * it implements, or a process would get #UD after a move.
+ */
+static const struct {
+    FeatureWord w;
+    uint64_t bits;
+} mixed_user_isa[] = {
+    { FEAT_1_ECX, CPUID_EXT_SSE3 | CPUID_EXT_PCLMULQDQ | CPUID_EXT_SSSE3 |
+                  CPUID_EXT_FMA | CPUID_EXT_CX16 | CPUID_EXT_SSE41 |
+                  CPUID_EXT_SSE42 | CPUID_EXT_MOVBE | CPUID_EXT_POPCNT |
+                  CPUID_EXT_AES | CPUID_EXT_XSAVE | CPUID_EXT_AVX |
+                  CPUID_EXT_F16C | CPUID_EXT_RDRAND },
+    { FEAT_7_0_EBX, CPUID_7_0_EBX_BMI1 | CPUID_7_0_EBX_AVX2 |
+                    CPUID_7_0_EBX_BMI2 | CPUID_7_0_EBX_ERMS |
+                    CPUID_7_0_EBX_ADX | CPUID_7_0_EBX_RDSEED |
+                    CPUID_7_0_EBX_CLFLUSHOPT | CPUID_7_0_EBX_CLWB |
+                    CPUID_7_0_EBX_SHA_NI },
+    { FEAT_7_0_ECX, CPUID_7_0_ECX_VAES | CPUID_7_0_ECX_VPCLMULQDQ |
+                    CPUID_7_0_ECX_GFNI | CPUID_7_0_ECX_RDPID |
+                    CPUID_7_0_ECX_MOVDIRI | CPUID_7_0_ECX_MOVDIR64B },
+    { FEAT_7_0_EDX, CPUID_7_0_EDX_FSRM },
+    { FEAT_8000_0001_ECX, CPUID_EXT3_LAHF_LM | CPUID_EXT3_ABM |
+                          CPUID_EXT3_SSE4A | CPUID_EXT3_3DNOWPREFETCH |
+                          CPUID_EXT3_MISALIGNSSE | CPUID_EXT3_XOP |
+                          CPUID_EXT3_FMA4 | CPUID_EXT3_TBM },
+    { FEAT_8000_0001_EDX, CPUID_EXT2_RDTSCP | CPUID_EXT2_FFXSR },
+    { FEAT_XSAVE, CPUID_XSAVE_XSAVEOPT | CPUID_XSAVE_XSAVEC |
+                  CPUID_XSAVE_XGETBV1 },
+};
+
+static uint64_t mixed_host_cpuid_word(FeatureWordInfo *wi)
+{
+    uint32_t regs[4];
+
+    host_cpuid(wi->cpuid.eax, wi->cpuid.ecx, &regs[R_EAX], &regs[R_EBX],
+               &regs[R_ECX], &regs[R_EDX]);
+    return regs[wi->cpuid.reg];
+}
+
+/* The host's user-mode instructions of word @w, when KVM shows them anyway. */
+static uint64_t mixed_native_user_isa(FeatureWord w)
+{
+    int i;
+
+    if (mixed_state()->kvm_runs_kernel) {
+        return 0;   /* KVM intercepts CPUID: its table is what user code sees */
+    }
+    for (i = 0; i < ARRAY_SIZE(mixed_user_isa); i++) {
+        if (mixed_user_isa[i].w == w) {
+            return mixed_host_cpuid_word(&feature_word_info[w]) &
+                   mixed_user_isa[i].bits;
+        }
+    }
+    return 0;
+}
+
+uint64_t mixed_x86_supported_feature_word(int w, uint64_t kvm_word)
+{
+    return (kvm_word | mixed_native_user_isa(w)) & feature_word_info[w].tcg_features;
+}
+
 static void mixed_cpu_instance_init(CPUState *cs)
 {
     X86CPU *cpu = X86_CPU(cs);
+    int i;
 
     /* KVM's defaults and KVM's XSAVE layout (KVM get/put uses it). */
     accel_cpu_class("kvm")->cpu_instance_init(cs);
     if (X86_CPU_GET_CLASS(cpu)->model) {
         x86_cpu_apply_props(cpu, mixed_default_props);
+    }
+    for (i = 0; i < ARRAY_SIZE(mixed_user_isa); i++) {
+        FeatureWord w = mixed_user_isa[i].w;
+
+        cpu->env.features[w] |= mixed_native_user_isa(w) &
+                                feature_word_info[w].tcg_features;
+    }
+}
+
+/*
+ * Host instructions that guest user code can see on a PVM-like host but TCG
+ * cannot execute: they cannot be hidden, so say which.
+ */
+static void mixed_report_unhidable_features(void)
+{
+    g_autoptr(GString) names = g_string_new(NULL);
+    FeatureWord w;
+    int bit;
+
+    if (mixed_state()->kvm_runs_kernel) {
+        return;
+    }
+    for (w = 0; w < FEATURE_WORDS; w++) {
+        FeatureWordInfo *wi = &feature_word_info[w];
+        uint64_t missing;
+
+        if (wi->type != CPUID_FEATURE_WORD ||
+            (w != FEAT_7_0_EBX && w != FEAT_7_0_ECX && w != FEAT_7_0_EDX &&
+             w != FEAT_7_1_EAX)) {
+            continue;
+        }
+        missing = mixed_host_cpuid_word(wi) & ~wi->tcg_features;
+        for (bit = 0; bit < 64; bit++) {
+            const char *name = wi->feat_names[bit];
+
+            if ((missing & BIT_ULL(bit)) && name &&
+                (g_str_has_prefix(name, "avx512") || g_str_has_prefix(name, "amx"))) {
+                g_string_append_printf(names, " %s", name);
+            }
+        }
+    }
+    if (names->len) {
+        warn_report("mixed: this host's KVM shows guest user code the host "
+                    "CPU's CPUID, and TCG cannot run:%s. Guest software must "
+                    "not use them (for glibc: GLIBC_TUNABLES=glibc.cpu.hwcaps="
+                    "-AVX512F,...); see docs/design.md", names->str);
     }
 }
 
@@ -85,6 +198,7 @@ static void mixed_report_filtered_features(X86CPU *cpu)
         return;
     }
     reported = true;
+    mixed_report_unhidable_features();
     for (w = 0; w < FEATURE_WORDS; w++) {
         for (bit = 0; bit < 64; bit++) {
             const char *name = feature_word_info[w].feat_names[bit];

@@ -68,6 +68,12 @@ void mixed_kvm_got_shadow(CPUState *cpu, unsigned shadow);
 /* TCG returned the guest to user mode (IRET, SYSRET, SYSEXIT, far RET). */
 void mixed_tcg_user_mode_entered(CPUState *cpu);
 
+/*
+ * CPUID feature word @w (a FeatureWord) that -accel mixed offers: what both
+ * backends can run. @kvm_word is KVM's supported set for that word.
+ */
+uint64_t mixed_x86_supported_feature_word(int w, uint64_t kvm_word);
+
 /* TSC of a vCPU on either backend: KVM's timeline (host TSC + KVM offset). */
 uint64_t mixed_cpu_get_tsc(CPUState *cpu);
 #endif
