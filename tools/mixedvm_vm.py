@@ -74,6 +74,19 @@ class Qmp:
                 raise QmpError(reply["error"]["class"], reply["error"]["desc"])
             return reply["return"]
 
+    def pump_events(self, seconds=0.5):
+        """Read events that arrive within `seconds` (QEMU sends them unprompted)."""
+        self.sock.settimeout(seconds)
+        try:
+            while True:
+                msg = self._read()
+                if "event" in msg:
+                    self.events.append(msg)
+        except (socket.timeout, TimeoutError):
+            pass
+        finally:
+            self.sock.settimeout(30)
+
     def close(self):
         try:
             self.sock.close()

@@ -74,3 +74,42 @@ def skip(reason):
 def check(cond, message):
     if not cond:
         raise TestFailure(message)
+
+
+# ---------------------------------------------------------------- -accel mixed
+
+def require_kvm():
+    """-accel mixed needs /dev/kvm: skip with the reason when it is missing."""
+    if not os.path.exists("/dev/kvm"):
+        skip("/dev/kvm is absent: -accel mixed needs KVM")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        skip("/dev/kvm is not readable and writable by this user")
+
+
+def host_runs_guest_kernel():
+    """True on VT-x/AMD-V hosts; False on PVM, where KVM emulates kernel code."""
+    with open("/proc/cpuinfo") as f:
+        flags = next((l for l in f if l.startswith("flags")), "").split()
+    return "vmx" in flags or "svm" in flags
+
+
+def mixed_guest(name, accel_opts="", **kwargs):
+    """A Guest under -accel mixed[,accel_opts]."""
+    accel = "mixed" + ("," + accel_opts if accel_opts else "")
+    return Guest(name, accel=accel, **kwargs)
+
+
+def vcpus(guest):
+    """query-vcpu-accel's per-vCPU entries, by cpu-index."""
+    return {v["cpu-index"]: v for v in guest.qmp.execute("query-vcpu-accel")["vcpus"]}
+
+
+def move(guest, cpu, accel, wait=True):
+    return guest.qmp.execute("vcpu-set-accel", **{"cpu-index": cpu, "accel": accel, "wait": wait})
+
+
+def all_of(cmds):
+    """A guest shell command that runs cmds concurrently and fails if any fails."""
+    parts = [f"{c} & p{i}=$!" for i, c in enumerate(cmds)]
+    waits = " ".join(f"wait $p{i} || rc=1;" for i in range(len(cmds)))
+    return "rc=0; " + "; ".join(parts) + "; " + waits + " exit $rc"

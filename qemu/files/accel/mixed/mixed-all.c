@@ -261,6 +261,17 @@ static void mixed_accel_instance_init(Object *obj)
     s->kvm.kernel_irqchip_required = false;
     s->kvm.kernel_irqchip_split = ON_OFF_AUTO_OFF;
     s->policy = g_strdup("static");
+    s->shadow_zap = true;
+}
+
+static bool mixed_get_shadow_zap(Object *obj, Error **errp)
+{
+    return MIXED_STATE(obj)->shadow_zap;
+}
+
+static void mixed_set_shadow_zap(Object *obj, bool value, Error **errp)
+{
+    MIXED_STATE(obj)->shadow_zap = value;
 }
 
 static int mixed_gdbstub_sstep_flags(void)
@@ -292,6 +303,12 @@ static void mixed_accel_class_init(ObjectClass *oc, void *data)
                                   mixed_set_policy);
     object_class_property_set_description(oc, "policy",
         "placement policy (static: keep the initial placement)");
+    object_class_property_add_bool(oc, "x-shadow-zap", mixed_get_shadow_zap,
+                                   mixed_set_shadow_zap);
+    object_class_property_set_description(oc, "x-shadow-zap",
+        "debug: invalidate KVM's shadow MMU after guest TLB flushes on TCG "
+        "(default on; off corrupts guests on shadow-MMU hosts and exists only "
+        "for the negative-control tests)");
 }
 
 static const TypeInfo mixed_accel_type = {

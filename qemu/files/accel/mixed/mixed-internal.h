@@ -24,6 +24,7 @@ typedef struct MixedState {
     char *tcg_cpus;         /* vCPU list, or NULL */
     char *kvm_cpus;         /* vCPU list, or NULL */
     char *policy;
+    bool shadow_zap;        /* x-shadow-zap: off only for negative controls */
 
     /* start-up probe of the host's KVM */
     bool kvm_runs_kernel;   /* false on PVM: only guest user mode on KVM */

@@ -589,7 +589,7 @@ static int mixed_x86_zap_shadow_mmu(void)
     };
     int ret;
 
-    if (qatomic_read(&s->shadow_zapped_gen) == gen) {
+    if (!s->shadow_zap || qatomic_read(&s->shadow_zapped_gen) == gen) {
         return 0;
     }
     ret = kvm_vm_ioctl(kvm_state, KVM_SET_USER_MEMORY_REGION, &slot);
