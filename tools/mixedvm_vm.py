@@ -17,6 +17,9 @@ import time
 KERNEL_TROUBLE = re.compile(r"(Kernel panic|Oops|BUG:|general protection fault|WARNING: CPU:|segfault at)")
 
 
+GLIBC_TUNABLES = "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD"
+
+
 class VmError(Exception):
     """QEMU or the guest did not do what was expected (timeout, early exit, QMP trouble)."""
 
@@ -115,7 +118,11 @@ class Guest:
         self.qmp = None
 
     def argv(self):
-        append = f'console=ttyS0 panic=-1 mixedvm.cmd="{self.cmd}"'
+        # GLIBC_TUNABLES reaches /init's environment (a kernel parameter without a
+        # dot): on a PVM host a process that starts on KVM sees the host CPU, and
+        # glibc must not pick AVX-512 code that TCG cannot run (docs/design.md).
+        append = (f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} '
+                  f'mixedvm.cmd="{self.cmd}"')
         return [self.qemu,
                 "-nodefaults", "-display", "none", "-no-reboot",
                 "-machine", "q35", "-accel", self.accel,

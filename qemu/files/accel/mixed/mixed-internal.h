@@ -71,6 +71,7 @@ struct AccelCPUState {
     uint32_t real_idt_limit;
     uint64_t real_lstar, real_cstar;
     uint32_t real_sysenter_cs;
+    target_ulong real_cr2;
 
     /* TSC: KVM's per-vCPU offset; TCG reads host TSC + this */
     int64_t kvm_tsc_offset;

@@ -470,6 +470,14 @@ static void mixed_x86_disarm_tripwire(CPUState *cs, bool kernel_entry)
         return;
     }
     mv->kernel_entries++;
+    /*
+     * What KVM holds now is the tripwire's own fault chain (for SYSCALL, a
+     * #PF at the sentinel with CR2 = sentinel). Delivering it would hand the
+     * guest a fault it never took. TCG executes the instruction again, which
+     * raises any real exception with its real CR2.
+     */
+    mixed_x86_clear_stale_events(env);
+    env->cr[2] = mv->real_cr2;
     if (rewound) {
         /* SYSCALL ran on KVM and faulted at the sentinel: run it again. */
         env->eip = resume.rip;
@@ -615,6 +623,7 @@ static void mixed_x86_arm_tripwire(CPUState *cs)
     mv->real_lstar = env->lstar;
     mv->real_cstar = env->cstar;
     mv->real_sysenter_cs = env->sysenter_cs;
+    mv->real_cr2 = env->cr[2];
     env->idt.limit = 0;                     /* any event: #GP, #DF, shutdown */
     env->lstar = MIXEDVM_TRIPWIRE_LSTAR;    /* SYSCALL faults at a sentinel */
     env->cstar = MIXEDVM_TRIPWIRE_CSTAR;
