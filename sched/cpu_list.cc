@@ -59,13 +59,13 @@ CpuListResult ParseCpuList(std::string_view text, std::size_t n) {
     }
     for (std::size_t i = first; i <= last; ++i) result.selected[i] = true;
     if (rest.empty()) break;
-    if (rest.front() != ',') {
+    if (rest.front() != ',' && rest.front() != ':') {
       return Fail("invalid vCPU list '" + whole + "': unexpected '" +
                   std::string(1, rest.front()) + "'");
     }
     rest.remove_prefix(1);
     if (rest.empty()) {
-      return Fail("invalid vCPU list '" + whole + "': trailing comma");
+      return Fail("invalid vCPU list '" + whole + "': trailing separator");
     }
   }
   result.ok = true;

@@ -14,7 +14,9 @@ struct CpuListResult {
   std::string error;           // set when !ok
 };
 
-// Parses a comma-separated list of indexes and inclusive ranges "a-b".
+// Parses a list of indexes and inclusive ranges "a-b", separated by ',' or
+// ':'. On QEMU's command line a ',' must be doubled (tcg-cpus=0,,2), so ':'
+// (tcg-cpus=0:2) is offered as the readable form.
 // Every index must be < n. Whitespace is not accepted, because QEMU's option
 // parser never produces it and accepting it would hide typos.
 // An empty list is valid and selects nothing.

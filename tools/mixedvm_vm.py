@@ -34,7 +34,7 @@ class QmpError(Exception):
 class Qmp:
     """A minimal synchronous QMP client: one command at a time, events queued."""
 
-    def __init__(self, path, transcript, timeout=30.0):
+    def __init__(self, path, transcript, timeout=30.0, proc=None, stderr_path=None):
         self.transcript = transcript
         self.events = []
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -44,6 +44,9 @@ class Qmp:
                 self.sock.connect(path)
                 break
             except (FileNotFoundError, ConnectionRefusedError):
+                if proc is not None and proc.poll() is not None:
+                    tail = open(stderr_path).read().strip()[-600:] if stderr_path else ""
+                    raise VmError(f"QEMU exited with {proc.returncode} before QMP came up:\n{tail}")
                 if time.monotonic() > deadline:
                     raise VmError(f"QMP socket {path} did not come up in {timeout:.0f} s")
                 time.sleep(0.05)
@@ -139,7 +142,8 @@ class Guest:
             f.write(" ".join(argv) + "\n")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
                                      stderr=subprocess.STDOUT)
-        self.qmp = Qmp(self.qmp_path, self.transcript)
+        self.qmp = Qmp(self.qmp_path, self.transcript, proc=self.proc,
+                       stderr_path=self.stderr_path)
         return self
 
     def serial(self):

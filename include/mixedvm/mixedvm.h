@@ -27,7 +27,8 @@ extern "C" {
 const char *mixedvm_version(void) MIXEDVM_NOEXCEPT;
 
 /*
- * Parse a vCPU list such as "0-2,5" (the syntax of -accel mixed,tcg-cpus=).
+ * Parse a vCPU list such as "0-2,5" or "0-2:5" (the syntax of
+ * -accel mixed,tcg-cpus=; ':' avoids QEMU's ",," escaping).
  * On success sets selected[i] = true for every listed index (others false)
  * and returns true. Indexes must be < n. On failure returns false, leaves
  * selected[] untouched and writes a message into err (if errlen > 0).

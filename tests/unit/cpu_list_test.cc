@@ -20,6 +20,12 @@ TEST(ParseCpuList, SingleIndexesAndRanges) {
   EXPECT_EQ(r.selected, Sel({1, 1, 1, 0, 0, 1, 0, 0}));
 }
 
+TEST(ParseCpuList, ColonSeparatesLikeComma) {
+  auto r = ParseCpuList("0:2-3", 4);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.selected, Sel({1, 0, 1, 1}));
+}
+
 TEST(ParseCpuList, EmptySelectsNothing) {
   auto r = ParseCpuList("", 4);
   ASSERT_TRUE(r.ok);

@@ -68,7 +68,6 @@ static const char *const mixed_policies[] = { "static", NULL };
 static bool mixed_check_options(MachineState *ms, MixedState *s, Error **errp)
 {
     KVMState *kvm = &s->kvm;
-    const char *cpu_type = ms->cpu_type ? ms->cpu_type : "";
     int i;
 
     if (kvm->kernel_irqchip_allowed) {
@@ -84,12 +83,6 @@ static bool mixed_check_options(MachineState *ms, MixedState *s, Error **errp)
     }
     if (replay_mode != REPLAY_MODE_NONE) {
         error_setg(errp, "mixed: record/replay is not supported");
-        return false;
-    }
-    if (g_str_has_prefix(cpu_type, "host-") || g_str_has_prefix(cpu_type, "max-")) {
-        error_setg(errp, "mixed: -cpu host and -cpu max are not supported: "
-                   "the guest must see one CPU model that both KVM and TCG "
-                   "implement; use a named model such as qemu64 (the default)");
         return false;
     }
     if (object_dynamic_cast(OBJECT(ms), TYPE_X86_MACHINE)) {

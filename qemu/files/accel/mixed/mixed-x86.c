@@ -219,8 +219,17 @@ bool mixed_x86_check_cpu(CPUState *cs, Error **errp)
     X86CPU *cpu = X86_CPU(cs);
     CPUX86State *env = &cpu->env;
 
-    if ((env->features[FEAT_1_ECX] & CPUID_EXT_VMX) ||
-        (env->features[FEAT_8000_0001_ECX] & CPUID_EXT3_SVM)) {
+    if (cpu->max_features) {
+        error_setg(errp, "mixed: -cpu host and -cpu max are not supported: "
+                   "the guest must see one CPU model that both KVM and TCG "
+                   "implement; use a named model such as qemu64 (the default)");
+        return false;
+    }
+    /* Asked for, even if filtered out as unsupported: refuse, do not drop. */
+    if (((env->features[FEAT_1_ECX] | cpu->filtered_features[FEAT_1_ECX]) &
+         CPUID_EXT_VMX) ||
+        ((env->features[FEAT_8000_0001_ECX] |
+          cpu->filtered_features[FEAT_8000_0001_ECX]) & CPUID_EXT3_SVM)) {
         error_setg(errp, "mixed: nested virtualisation (vmx/svm) is not "
                    "supported; remove +vmx/+svm from -cpu");
         return false;

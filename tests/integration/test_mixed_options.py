@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Options that cannot work with -accel mixed are refused with a clear message.
+
+QEMU must exit non-zero before the guest runs, naming the problem. A good option
+(tcg-cpus=) is checked through query-vcpu-accel.
+"""
+import subprocess
+
+from mixedvm_testlib import artifact, check, mixed_guest, require_kvm, run, vcpus
+
+require_kvm()
+
+REFUSED = [
+    (["-accel", "mixed,kernel-irqchip=on"], "kernel-irqchip"),
+    (["-accel", "mixed,kernel-irqchip=split"], "kernel-irqchip"),
+    (["-accel", "mixed", "-icount", "shift=1"], "icount"),
+    (["-accel", "mixed", "-machine", "q35,smm=on"], "SMM"),
+    (["-accel", "mixed", "-cpu", "host"], "-cpu host"),
+    (["-accel", "mixed", "-cpu", "max"], "-cpu host"),
+    (["-accel", "mixed", "-cpu", "qemu64,+vmx"], "nested"),
+    (["-accel", "mixed,tcg-cpus=0-4"], "vCPU 4 does not exist"),
+    (["-accel", "mixed,tcg-cpus=1-"], "tcg-cpus"),
+    (["-accel", "mixed,tcg-cpus=0,kvm-cpus=1"], "not both"),
+    (["-accel", "mixed,policy=fastest"], "unknown policy 'fastest'"),
+]
+
+
+def test(guests):
+    qemu = artifact("qemu")
+    for args, needle in REFUSED:
+        argv = [qemu, "-nodefaults", "-display", "none", "-smp", "4", "-m", "256M"] + args
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        msg = p.stderr.strip().splitlines()
+        check(p.returncode != 0, f"{' '.join(args)} was accepted")
+        check(any(needle in l for l in msg), f"{' '.join(args)}: no '{needle}' in:\n{p.stderr}")
+        print(f"refused {' '.join(args)}: {msg[-1]}")
+
+    g = mixed_guest("mixed-options", accel_opts="tcg-cpus=0:2", cmd="true")
+    guests.append(g)
+    g.start()
+    placed = {c: e["accel"] for c, e in vcpus(g).items()}
+    check(placed == {0: "tcg", 1: "kvm", 2: "tcg", 3: "kvm"}, f"tcg-cpus=0:2 placed {placed}")
+    check(g.wait_end(timeout=120) == 0, "guest failed")
+
+
+run(test)
