@@ -2,8 +2,9 @@
 """The guest stays healthy through 1000 random QMP moves during a self-checking workload.
 
 Random vCPU, random backend, with and without waiting for the safe point. Every
-self-check must pass, the console must show no oops or panic, and every vCPU must have
-really executed on both backends.
+self-check must pass (compute, copy-on-write, and RDTSC as one monotonic timeline
+across vCPUs and moves), the console must show no oops or panic, and every vCPU must
+have really executed on both backends.
 """
 import random
 import time
@@ -16,7 +17,8 @@ MOVES = 1000
 
 
 def test(guests):
-    cmd = all_of(["selfcheck --expect-cpus 4 --rounds 400", "cowcheck --rounds 150"])
+    cmd = all_of(["selfcheck --expect-cpus 4 --rounds 400", "cowcheck --rounds 150",
+                  "tsccheck --seconds 20"])
     g = mixed_guest("mixed-random-moves", cmd=cmd)
     guests.append(g)
     g.start()
@@ -35,7 +37,7 @@ def test(guests):
         check(not e["kvm-failed"], f"vCPU {c} fell back to TCG: {e}")
     rc = g.wait_end(timeout=600)
     out = g.serial()
-    check("SELFCHECK PASS" in out and "COWCHECK PASS" in out and rc == 0,
+    check("SELFCHECK PASS" in out and "COWCHECK PASS" in out and "TSCCHECK PASS" in out and rc == 0,
           f"workload failed across moves (rc={rc})")
     g.check_kernel_healthy()
     check(g.wait_exit() == 0, "QEMU did not exit cleanly")
