@@ -278,31 +278,61 @@ def kvm_status():
     return "present"
 
 
+def vcpu_table(info):
+    rows = ["  vCPU  placed  running  moves  kernel-entries   on KVM    on TCG  last move"]
+    for v in info["vcpus"]:
+        last = v.get("last-move")
+        rows.append(f"  {v['cpu-index']:>4}  {v['accel']:<6}  {v['running-on']:<7}  {v['moves']:>5}"
+                    f"  {v['kernel-entries']:>14}  {v['kvm-ns'] / 1e9:6.2f} s  {v['tcg-ns'] / 1e9:6.2f} s"
+                    f"  {last['latency-ns'] / 1e3:6.1f} us" if last else "")
+    return "\n".join(rows)
+
+
 def cmd_demo(_args=None):
     cmd_build()
     cmd_image(built=True)
     from mixedvm_vm import Guest, VmError
     version = quiet([ARTIFACTS["qemu"], "-version"]).stdout.splitlines()
     kernel_version = open(os.path.join(BUILD, "image", "kernel-version")).read().strip()
-    accel = "tcg"
+    kvm = kvm_status()
+    accel = "mixed" if kvm == "present" else "tcg"
     say()
     say("mixedvm demo")
     say(f"  QEMU     {version[0] if version else '?'}; {version[-1] if version else ''}")
     say(f"  guest    {kernel_version}, busybox initramfs, 4 vCPUs, 512 MiB")
-    say(f"  accel    {accel}  (-accel mixed is not built yet; /dev/kvm: {kvm_status()})")
+    if accel == "tcg":
+        say(f"  accel    tcg: /dev/kvm is {kvm}, so -accel mixed cannot run here")
     say("  workload selfcheck: Fibonacci mod p, zeta(2) and a prime sieve, one thread per vCPU")
     say()
     g = Guest("demo", ARTIFACTS["qemu"], ARTIFACTS["kernel"], ARTIFACTS["initrd"], smp=4,
-              accel=accel, cmd="selfcheck --expect-cpus 4 --rounds 3")
+              accel=accel, cmd="selfcheck --expect-cpus 4 --rounds 60")
     t0 = time.monotonic()
     try:
         g.start()
-        cpus = g.qmp.execute("query-cpus-fast")
         m = g.wait_for(r"MIXEDVM-READY cpus=(\d+)", timeout=180)
         say(f"  guest up in {time.monotonic() - t0:.1f} s; it sees {m.group(1)} CPUs")
-        say("  vCPU  backend  host thread")
-        for c in cpus:
-            say(f"  {c['cpu-index']:>4}  {accel:<7}  {c['thread-id']}")
+        if accel == "mixed":
+            info = g.qmp.execute("query-vcpu-accel")
+            say(f"  accel    -accel mixed; KVM probe: {info['kvm-probe']}")
+            say()
+            g.wait_for(r"selfcheck: 4 CPUs online", timeout=120)
+            say("  moving vCPUs between KVM and TCG while the workload runs (QMP vcpu-set-accel):")
+            plan = [(c, "kvm") for c in range(4)] + [(0, "tcg"), (2, "tcg"), (0, "kvm"), (1, "tcg")]
+            for cpu, to in plan:
+                if "MIXEDVM-END" in g.serial():
+                    break
+                t = time.monotonic()
+                r = g.qmp.execute("vcpu-set-accel", **{"cpu-index": cpu, "accel": to})
+                say(f"    t={t - t0:5.1f} s  vCPU {cpu} -> {to:<3}  {r['status']:<9} "
+                    f"(running on {r['running-on']}, {1e3 * (time.monotonic() - t):.1f} ms)")
+                time.sleep(0.6)
+            say()
+            say(vcpu_table(g.qmp.execute("query-vcpu-accel")))
+        else:
+            cpus = g.qmp.execute("query-cpus-fast")
+            say("  vCPU  backend  host thread")
+            for c in cpus:
+                say(f"  {c['cpu-index']:>4}  {accel:<7}  {c['thread-id']}")
         rc = g.wait_end(timeout=600)
         say()
         for line in g.serial().splitlines():
