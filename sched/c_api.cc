@@ -9,7 +9,11 @@
 #include "kvm_probe.h"
 #include "mixedvm/kvm_probe.h"
 #include "mixedvm/mixedvm.h"
+#include "mixedvm/sched.h"
+#include "scheduler.h"
 #include "topology.h"
+
+#include <urcu/urcu-memb.h>
 
 namespace {
 
@@ -30,6 +34,32 @@ bool Guarded(char* err, std::size_t errlen, Fn&& fn) noexcept {
     WriteError(err, errlen, "internal error: unknown exception");
   }
   return false;
+}
+
+}  // namespace
+
+// The opaque handle of the C API.
+struct MixedvmScheduler {
+  mixedvm::Scheduler scheduler;
+};
+
+namespace {
+
+std::unique_ptr<mixedvm::Policy> MakeConfiguredPolicy(const char* name, const char* params,
+                                                      char* err, std::size_t errlen) {
+  auto policy = mixedvm::MakePolicy(name ? name : "");
+  if (!policy) {
+    std::string known;
+    for (const auto& e : mixedvm::PolicyTable()) known += std::string(known.empty() ? "" : ", ") + e.name;
+    WriteError(err, errlen, std::string("unknown policy '") + (name ? name : "") + "' (known: " + known + ")");
+    return nullptr;
+  }
+  std::string error;
+  if (params && *params && !policy->SetParams(params, &error)) {
+    WriteError(err, errlen, std::string("policy ") + name + ": " + error);
+    return nullptr;
+  }
+  return policy;
 }
 
 }  // namespace
@@ -81,5 +111,85 @@ bool mixedvm_kvm_probe(const char* dev_path, MixedvmKvmProbe* out, char* err,
     return true;
   });
 }
+
+size_t mixedvm_sched_policies(const MixedvmPolicyInfo** out) noexcept {
+  static const std::vector<MixedvmPolicyInfo> infos = [] {
+    std::vector<MixedvmPolicyInfo> v;
+    for (const auto& e : mixedvm::PolicyTable()) v.push_back({e.name, e.summary});
+    return v;
+  }();
+  *out = infos.data();
+  return infos.size();
+}
+
+MixedvmScheduler* mixedvm_sched_new(const char* policy, const char* params, unsigned n,
+                                    const MixedvmBackend* initial, bool kvm_runs_kernel,
+                                    char* err, size_t errlen) noexcept {
+  MixedvmScheduler* s = nullptr;
+  Guarded(err, errlen, [&] {
+    auto p = MakeConfiguredPolicy(policy, params, err, errlen);
+    if (!p) return false;
+    std::vector<mixedvm::Backend> placed(n);
+    for (unsigned i = 0; i < n; ++i) placed[i] = mixedvm::Backend(initial[i]);
+    s = new MixedvmScheduler{mixedvm::Scheduler(std::move(p), std::move(placed), kvm_runs_kernel)};
+    return true;
+  });
+  return s;
+}
+
+void mixedvm_sched_free(MixedvmScheduler* s) noexcept { delete s; }
+
+bool mixedvm_sched_set_policy(MixedvmScheduler* s, const char* policy, const char* params,
+                              char* err, size_t errlen) noexcept {
+  return Guarded(err, errlen, [&] {
+    auto p = MakeConfiguredPolicy(policy, params, err, errlen);
+    if (!p) return false;
+    s->scheduler.SetPolicy(std::move(p));
+    return true;
+  });
+}
+
+const char* mixedvm_sched_policy(MixedvmScheduler* s) noexcept { return s->scheduler.policy().Name(); }
+
+size_t mixedvm_sched_params(MixedvmScheduler* s, char* buf, size_t len) noexcept {
+  std::string d;
+  Guarded(nullptr, 0, [&] {
+    d = s->scheduler.policy().DescribeParams();
+    return true;
+  });
+  if (buf && len) std::snprintf(buf, len, "%s", d.c_str());
+  return d.size();
+}
+
+unsigned mixedvm_sched_decide(MixedvmScheduler* s, const MixedvmVcpuSample* samples, unsigned n,
+                              MixedvmBackend* out) noexcept {
+  unsigned changed = 0;
+  Guarded(nullptr, 0, [&] {
+    std::vector<mixedvm::Backend> placed(n);
+    changed = s->scheduler.Decide(std::span(samples, n), placed);
+    for (unsigned i = 0; i < n; ++i) out[i] = MixedvmBackend(placed[i]);
+    return true;
+  });
+  return changed;
+}
+
+bool mixedvm_sched_request(MixedvmScheduler* s, unsigned i, MixedvmBackend b, char* err,
+                           size_t errlen) noexcept {
+  return Guarded(err, errlen, [&] {
+    if (i >= s->scheduler.size()) {
+      WriteError(err, errlen, "vCPU " + std::to_string(i) + " does not exist");
+      return false;
+    }
+    s->scheduler.Request(i, mixedvm::Backend(b));
+    return true;
+  });
+}
+
+MixedvmBackend mixedvm_sched_placement(MixedvmScheduler* s, unsigned i) noexcept {
+  return MixedvmBackend(s->scheduler.Placement(i));
+}
+
+void mixedvm_sched_register_thread(void) noexcept { urcu_memb_register_thread(); }
+void mixedvm_sched_unregister_thread(void) noexcept { urcu_memb_unregister_thread(); }
 
 }  // extern "C"

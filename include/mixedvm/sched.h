@@ -1,0 +1,94 @@
+/*
+ * mixedvm scheduler C API: placement policies for -accel mixed.
+ *
+ * QEMU pushes cumulative per-vCPU counters once per period; the scheduler
+ * runs the selected policy and publishes the placement it wants. vCPU threads
+ * read that placement at their safe points through RCU (no lock); QMP moves
+ * go through mixedvm_sched_request(). Same rules as mixedvm.h: plain C, no
+ * third-party types, nothing throws.
+ */
+#ifndef MIXEDVM_SCHED_H
+#define MIXEDVM_SCHED_H
+
+#include "mixedvm/mixedvm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum MixedvmBackend {
+    MIXEDVM_BACKEND_TCG = 0,
+    MIXEDVM_BACKEND_KVM = 1,
+} MixedvmBackend;
+
+/* Cumulative counters of one vCPU, as QEMU sees them at now_ns. */
+typedef struct MixedvmVcpuSample {
+    uint64_t now_ns;
+    uint64_t kvm_ns;            /* time executing on KVM */
+    uint64_t tcg_ns;            /* time executing on TCG */
+    uint64_t moves;             /* backend switches */
+    uint64_t move_ns;           /* sum of their latencies */
+    uint64_t kernel_entries;    /* guest kernel entries that left KVM (PVM) */
+    uint64_t kvm_exits;         /* KVM exits of any kind (binary stats fd) */
+    MixedvmBackend running;     /* where it executes now */
+} MixedvmVcpuSample;
+
+typedef struct MixedvmScheduler MixedvmScheduler;
+
+/* One entry per known policy, for -accel mixed,policy= and QMP. */
+typedef struct MixedvmPolicyInfo {
+    const char *name;
+    const char *summary;
+} MixedvmPolicyInfo;
+size_t mixedvm_sched_policies(const MixedvmPolicyInfo **out) MIXEDVM_NOEXCEPT;
+
+/*
+ * A scheduler for n vCPUs starting at initial[] with the named policy.
+ * kvm_runs_kernel: the host's KVM runs guest kernel code (VT-x/AMD-V).
+ * Returns NULL and fills err for an unknown policy or bad parameters.
+ * params: "key=value:key=value" or NULL.
+ */
+MixedvmScheduler *mixedvm_sched_new(const char *policy, const char *params,
+                                    unsigned n, const MixedvmBackend *initial,
+                                    bool kvm_runs_kernel,
+                                    char *err, size_t errlen) MIXEDVM_NOEXCEPT;
+void mixedvm_sched_free(MixedvmScheduler *s) MIXEDVM_NOEXCEPT;
+
+/* Switch policy at runtime (QMP). On failure the old policy stays. */
+bool mixedvm_sched_set_policy(MixedvmScheduler *s, const char *policy,
+                              const char *params, char *err,
+                              size_t errlen) MIXEDVM_NOEXCEPT;
+
+/* The current policy's name and its parameters as "key=value:...". */
+const char *mixedvm_sched_policy(MixedvmScheduler *s) MIXEDVM_NOEXCEPT;
+size_t mixedvm_sched_params(MixedvmScheduler *s, char *buf,
+                            size_t len) MIXEDVM_NOEXCEPT;
+
+/*
+ * One period: samples[i] are vCPU i's counters now. Runs the policy and
+ * publishes the new placement; out[i] receives it. Returns how many
+ * placements changed. Not thread-safe against itself or set_policy/request:
+ * call all three from one thread (QEMU: the main loop, with the BQL).
+ */
+unsigned mixedvm_sched_decide(MixedvmScheduler *s,
+                              const MixedvmVcpuSample *samples, unsigned n,
+                              MixedvmBackend *out) MIXEDVM_NOEXCEPT;
+
+/* Place vCPU i on b now (QMP), bypassing the policy until it decides again. */
+bool mixedvm_sched_request(MixedvmScheduler *s, unsigned i, MixedvmBackend b,
+                           char *err, size_t errlen) MIXEDVM_NOEXCEPT;
+
+/*
+ * Where vCPU i is placed. Lock-free (an RCU read-side critical section);
+ * callable from any thread that called mixedvm_sched_register_thread().
+ */
+MixedvmBackend mixedvm_sched_placement(MixedvmScheduler *s,
+                                       unsigned i) MIXEDVM_NOEXCEPT;
+void mixedvm_sched_register_thread(void) MIXEDVM_NOEXCEPT;
+void mixedvm_sched_unregister_thread(void) MIXEDVM_NOEXCEPT;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIXEDVM_SCHED_H */

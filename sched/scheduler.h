@@ -1,0 +1,53 @@
+// The scheduler: turns per-vCPU counters into periods, runs the policy, and
+// publishes the placement it wants for lock-free readers (liburcu, memb
+// flavour: readers are vCPU threads at their safe points).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "policy.h"
+
+namespace mixedvm {
+
+class Scheduler {
+ public:
+  // REQUIRES: initial.size() == number of vCPUs.
+  Scheduler(std::unique_ptr<Policy> policy, std::vector<Backend> initial, bool kvm_runs_kernel);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Writers: one thread at a time (QEMU: main loop, BQL held).
+  void SetPolicy(std::unique_ptr<Policy> policy);
+  Policy& policy() { return *policy_; }
+  // Runs one period; fills out with the placement; returns how many changed.
+  unsigned Decide(std::span<const MixedvmVcpuSample> samples, std::span<Backend> out);
+  // A QMP move: placed now, the policy sees it as the current placement.
+  void Request(unsigned vcpu, Backend backend);
+
+  // Readers: any registered thread, lock-free.
+  Backend Placement(unsigned vcpu) const;
+  unsigned size() const { return unsigned(last_.size()); }
+
+ private:
+  struct Snapshot {
+    std::vector<Backend> placed;
+  };
+  void Publish(std::vector<Backend> placed);
+
+  std::unique_ptr<Policy> policy_;
+  HostInfo host_;
+  Snapshot* current_;                       // RCU-protected
+  std::vector<MixedvmVcpuSample> last_;     // previous period's samples
+  std::vector<uint32_t> periods_placed_;
+  bool have_last_ = false;
+};
+
+// Parses "key=value:key=value" against a policy's Params().
+bool ApplyParams(std::vector<Param> params, std::string_view spec, std::string* error);
+
+}  // namespace mixedvm

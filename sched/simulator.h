@@ -1,0 +1,46 @@
+// A model of vCPUs under -accel mixed, for testing policies and comparing
+// them offline (tools/mixedvm-sim): it turns a workload's behaviour and a
+// placement into the counters QEMU would report, and counts useful work.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "scheduler.h"
+
+namespace mixedvm {
+
+// What a vCPU's workload does, per phase.
+struct Behavior {
+  double kernel_share = 0;    // share of its work that is guest kernel code
+  double entries_per_s = 0;   // kernel entries per second of user work
+  double tcg_slowdown = 10;   // user code on TCG runs this many times slower
+  bool idle = false;          // halted: no work to do
+};
+
+struct Phase {
+  double seconds;
+  std::vector<Behavior> vcpus;
+};
+
+struct HostModel {
+  bool kvm_runs_kernel = false;   // PVM: kernel code always runs on TCG
+  double move_latency_s = 60e-6;  // one move, either way (measured: docs/mixed.md)
+};
+
+struct SimResult {
+  std::string policy;
+  double wall_s = 0;
+  std::vector<double> work_s;      // user work done per vCPU, in native seconds
+  std::vector<double> kvm_s, tcg_s, move_s;
+  std::vector<uint64_t> moves;     // backend switches
+  uint64_t placement_changes = 0;
+  std::vector<std::vector<Backend>> placements;  // per period
+};
+
+// Runs `phases` under `policy`, deciding every `period_s`.
+SimResult Simulate(const HostModel& host, const std::vector<Phase>& phases,
+                   std::unique_ptr<Policy> policy, std::vector<Backend> initial,
+                   double period_s = 0.1);
+
+}  // namespace mixedvm
