@@ -152,11 +152,14 @@ configure_args() {
 }
 
 configure() {
-    local tree=$1 args
+    local tree=$1 args stamp
     args=$(configure_args "$tree")
     pkg-config --exists mixedvm || die "pkg-config cannot find mixedvm.pc (PKG_CONFIG_PATH=${PKG_CONFIG_PATH:-}); build the library first (tools/mixedvm build)"
+    # QEMU's meson caches what pkg-config said: a changed mixedvm.pc (a new
+    # dependency of the library) must reconfigure.
+    stamp="$args $(pkg-config --cflags --libs mixedvm)"
     if [ -f "$obj/build.ninja" ] && [ -f "$obj/.mixedvm-configure" ] &&
-       [ "$(cat "$obj/.mixedvm-configure")" = "$args" ]; then
+       [ "$(cat "$obj/.mixedvm-configure")" = "$stamp" ]; then
         return 0
     fi
     step "configuring QEMU (x86_64-softmmu, KVM + TCG)"
@@ -165,7 +168,7 @@ configure() {
         tail -n 30 "$obj/configure.log" >&2
         die "QEMU configure failed; full log: $obj/configure.log"
     }
-    echo "$args" > "$obj/.mixedvm-configure"
+    echo "$stamp" > "$obj/.mixedvm-configure"
 }
 
 # A binary run from its build tree resolves every firmware directory inside

@@ -1,5 +1,7 @@
 #include "scheduler.h"
 
+// Inline read-side fast paths: vCPU threads read placements at every safe point.
+#define _LGPL_SOURCE
 #include <urcu/urcu-memb.h>
 
 #include <charconv>

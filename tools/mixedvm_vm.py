@@ -50,19 +50,25 @@ class Qmp:
                 if time.monotonic() > deadline:
                     raise VmError(f"QMP socket {path} did not come up in {timeout:.0f} s")
                 time.sleep(0.05)
-        self.sock.settimeout(timeout)
-        self.reader = self.sock.makefile("r", encoding="utf-8")
+        self.timeout = timeout
+        self.buf = b""      # our own line buffer: a timed-out makefile() is unusable
         greeting = self._read()
         if "QMP" not in greeting:
             raise VmError(f"unexpected QMP greeting: {greeting}")
         self.execute("qmp_capabilities")
 
-    def _read(self):
-        line = self.reader.readline()
-        if not line:
-            raise VmError("QMP connection closed by QEMU")
-        self.transcript.write("<- " + line)
-        return json.loads(line)
+    def _read(self, timeout=None):
+        """One JSON message; socket.timeout if none arrives within `timeout`."""
+        while b"\n" not in self.buf:
+            self.sock.settimeout(timeout if timeout is not None else self.timeout)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise VmError("QMP connection closed by QEMU")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        text = line.decode("utf-8")
+        self.transcript.write("<- " + text + "\n")
+        return json.loads(text)
 
     def execute(self, command, **arguments):
         msg = {"execute": command}
@@ -82,16 +88,13 @@ class Qmp:
 
     def pump_events(self, seconds=0.5):
         """Read events that arrive within `seconds` (QEMU sends them unprompted)."""
-        self.sock.settimeout(seconds)
         try:
             while True:
-                msg = self._read()
+                msg = self._read(timeout=seconds)
                 if "event" in msg:
                     self.events.append(msg)
         except (socket.timeout, TimeoutError):
             pass
-        finally:
-            self.sock.settimeout(30)
 
     def close(self):
         try:

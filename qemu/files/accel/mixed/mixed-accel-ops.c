@@ -51,10 +51,11 @@ static void mixed_account(AccelCPUState *mv, int64_t now)
 void mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,
                            VcpuAccelMoveReason reason, const char *detail)
 {
-    AccelCPUState *mv = cpu->accel;
-
-    if (qatomic_read(&mv->target) != target) {
-        qatomic_set(&mv->target, target);
+    if (mixed_vcpu_target(cpu) != target) {
+        mixedvm_sched_request(mixed_state()->sched, cpu->cpu_index,
+                              target == VCPU_ACCEL_KVM ? MIXEDVM_BACKEND_KVM
+                                                       : MIXEDVM_BACKEND_TCG,
+                              NULL, 0);
         qapi_event_send_vcpu_accel_changed(cpu->cpu_index, target, reason,
                                            detail);
     }
@@ -68,7 +69,7 @@ static VcpuAccel mixed_wanted_backend(CPUState *cpu)
     bool runs_kernel = mixed_state()->kvm_runs_kernel;
     bool deliverable;
 
-    if (qatomic_read(&mv->target) == VCPU_ACCEL_TCG || mv->kvm_failed) {
+    if (mixed_vcpu_target(cpu) == VCPU_ACCEL_TCG || mv->kvm_failed) {
         return VCPU_ACCEL_TCG;
     }
     if (mixed_x86_event_pending(cpu, &deliverable) &&
@@ -123,6 +124,7 @@ static void mixed_move(CPUState *cpu, VcpuAccel to)
     mv->last_move = timing;
     mv->has_last_move = true;
     mv->moves++;
+    mv->move_ns += timing.latency_ns;
     /* Pairs with the read in mixed_handle_interrupt(). */
     qatomic_store_release(&mv->current, to);
     trace_mixed_move(cpu->cpu_index, VcpuAccel_str(to), timing.latency_ns,
@@ -175,7 +177,7 @@ void mixed_tcg_user_mode_entered(CPUState *cpu)
     AccelCPUState *mv = cpu->accel;
 
     /* PVM: user mode is where KVM runs the guest natively; go there. */
-    if (qatomic_read(&mv->target) == VCPU_ACCEL_KVM && !mv->kvm_failed) {
+    if (mixed_vcpu_target(cpu) == VCPU_ACCEL_KVM && !mv->kvm_failed) {
         cpu_exit(cpu);
     }
 }
@@ -207,6 +209,7 @@ static void *mixed_vcpu_thread_fn(void *arg)
     rcu_register_thread();
     rcu_add_force_rcu_notifier(&force_rcu.notifier);
     tcg_register_thread();
+    mixedvm_sched_register_thread();   /* reads its placement through RCU */
 
     bql_lock();
     qemu_thread_get_self(cpu->thread);
@@ -235,7 +238,7 @@ static void *mixed_vcpu_thread_fn(void *arg)
                  * vCPU that belongs on KVM: deliver, run nothing, return.
                  */
                 if (mixed_state()->kvm_runs_kernel &&
-                    qatomic_read(&mv->target) == VCPU_ACCEL_KVM &&
+                    mixed_vcpu_target(cpu) == VCPU_ACCEL_KVM &&
                     !mv->kvm_failed) {
                     qatomic_set(&cpu->exit_request, 1);
                 }
@@ -259,6 +262,7 @@ static void *mixed_vcpu_thread_fn(void *arg)
     kvm_destroy_vcpu(cpu);
     cpu_thread_signal_destroyed(cpu);
     bql_unlock();
+    mixedvm_sched_unregister_thread();
     rcu_remove_force_rcu_notifier(&force_rcu.notifier);
     rcu_unregister_thread();
     return NULL;
@@ -270,8 +274,6 @@ static void mixed_start_vcpu_thread(CPUState *cpu)
     AccelCPUState *mv = g_new0(AccelCPUState, 1);
 
     mv->cpu = cpu;
-    mv->target = mixed_initial_on_kvm(cpu->cpu_index) ? VCPU_ACCEL_KVM
-                                                       : VCPU_ACCEL_TCG;
     cpu->accel = mv;
     /* CF_PARALLEL always: KVM vCPUs run beside TCG ones. */
     tcg_cpu_init_cflags(cpu, true);

@@ -15,6 +15,8 @@
 #include "qemu/error-report.h"
 #include "qemu/cutils.h"
 #include "qemu/memalign.h"
+#include "qapi/visitor.h"
+#include "qapi/qapi-events-machine-target.h"
 #include "qapi/error.h"
 #include "qom/object.h"
 #include "hw/boards.h"
@@ -32,6 +34,7 @@
 
 bool mixed_allowed;
 uint64_t mixed_guest_tlb_gen;
+MixedState *mixed_state_ptr;
 static Error *mixed_migration_blocker;
 
 /*
@@ -58,17 +61,9 @@ static bool mixed_host_has_shadow_mmu(void)
     return true;
 }
 
-MixedState *mixed_state(void)
-{
-    return MIXED_STATE(current_accel());
-}
-
-static const char *const mixed_policies[] = { "static", NULL };
-
 static bool mixed_check_options(MachineState *ms, MixedState *s, Error **errp)
 {
     KVMState *kvm = &s->kvm;
-    int i;
 
     if (kvm->kernel_irqchip_allowed) {
         error_setg(errp, "mixed: kernel-irqchip=on|split is not supported: "
@@ -99,13 +94,12 @@ static bool mixed_check_options(MachineState *ms, MixedState *s, Error **errp)
         error_setg(errp, "mixed: give tcg-cpus or kvm-cpus, not both");
         return false;
     }
-    for (i = 0; mixed_policies[i]; i++) {
-        if (!strcmp(s->policy, mixed_policies[i])) {
-            return true;
-        }
+    if (s->period_ms < 10 || s->period_ms > 10000) {
+        error_setg(errp, "mixed: period-ms=%u is outside [10, 10000]",
+                   s->period_ms);
+        return false;
     }
-    error_setg(errp, "mixed: unknown policy '%s' (known: static)", s->policy);
-    return false;
+    return true;
 }
 
 /* The initial backend of each vCPU, from tcg-cpus= / kvm-cpus= / the host. */
@@ -139,11 +133,76 @@ static bool mixed_initial_placement(MachineState *ms, MixedState *s,
     return true;
 }
 
-static bool *mixed_placement;
-
-bool mixed_initial_on_kvm(unsigned cpu_index)
+/*
+ * Every period (virtual time: nothing is decided while the VM is paused)
+ * the policy sees each vCPU's counters and places the vCPUs; vCPUs whose
+ * placement changed are told so (VCPU_ACCEL_CHANGED, reason "policy") and
+ * kicked to their safe point. Main loop, BQL held.
+ */
+static void mixed_policy_tick(void *opaque)
 {
-    return mixed_placement && mixed_placement[cpu_index];
+    MixedState *s = opaque;
+    unsigned n = current_machine->smp.max_cpus;
+    g_autofree MixedvmVcpuSample *samples = g_new0(MixedvmVcpuSample, n);
+    g_autofree MixedvmBackend *placed = g_new0(MixedvmBackend, n);
+    g_autofree VcpuAccel *before = g_new0(VcpuAccel, n);
+    int64_t now = mixed_now_ns();
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        AccelCPUState *mv = cpu->accel;
+        MixedvmVcpuSample *smp = &samples[cpu->cpu_index];
+        VcpuAccel current = qatomic_load_acquire(&mv->current);
+        int64_t open = now - qatomic_read(&mv->since_ns);
+
+        before[cpu->cpu_index] = mixed_vcpu_target(cpu);
+        smp->now_ns = now;
+        smp->kvm_ns = mv->ns_on[VCPU_ACCEL_KVM] + (current == VCPU_ACCEL_KVM ? open : 0);
+        smp->tcg_ns = mv->ns_on[VCPU_ACCEL_TCG] + (current == VCPU_ACCEL_TCG ? open : 0);
+        smp->moves = mv->moves;
+        smp->move_ns = mv->move_ns;
+        smp->kernel_entries = mv->kernel_entries;
+        smp->running = current == VCPU_ACCEL_KVM ? MIXEDVM_BACKEND_KVM
+                                                 : MIXEDVM_BACKEND_TCG;
+    }
+    if (mixedvm_sched_decide(s->sched, samples, n, placed)) {
+        CPU_FOREACH(cpu) {
+            VcpuAccel to = placed[cpu->cpu_index] == MIXEDVM_BACKEND_KVM ?
+                           VCPU_ACCEL_KVM : VCPU_ACCEL_TCG;
+
+            if (to != before[cpu->cpu_index]) {
+                qapi_event_send_vcpu_accel_changed(
+                    cpu->cpu_index, to, VCPU_ACCEL_MOVE_REASON_POLICY, NULL);
+                qemu_cpu_kick(cpu);
+            }
+        }
+    }
+    timer_mod(s->policy_timer,
+              qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->period_ms);
+}
+
+static bool mixed_start_scheduler(MachineState *ms, MixedState *s,
+                                  const bool *on_kvm, Error **errp)
+{
+    unsigned i, n = ms->smp.max_cpus;
+    g_autofree MixedvmBackend *initial = g_new(MixedvmBackend, n);
+    char err[256];
+
+    for (i = 0; i < n; i++) {
+        initial[i] = on_kvm[i] ? MIXEDVM_BACKEND_KVM : MIXEDVM_BACKEND_TCG;
+    }
+    s->sched = mixedvm_sched_new(s->policy, s->policy_params, n, initial,
+                                 s->kvm_runs_kernel, err, sizeof(err));
+    if (!s->sched) {
+        error_setg(errp, "mixed: %s", err);
+        return false;
+    }
+    /* The main loop reads placements too (QMP, HMP, this timer). */
+    mixedvm_sched_register_thread();
+    s->policy_timer = timer_new_ms(QEMU_CLOCK_VIRTUAL, mixed_policy_tick, s);
+    timer_mod(s->policy_timer,
+              qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->period_ms);
+    return true;
 }
 
 static int mixed_init_machine(MachineState *ms)
@@ -152,6 +211,7 @@ static int mixed_init_machine(MachineState *ms)
     AccelClass *kvm_ac = ACCEL_CLASS(object_class_by_name(TYPE_KVM_ACCEL));
     const char *dev = s->kvm.device ? s->kvm.device : "/dev/kvm";
     MixedvmKvmProbe probe;
+    g_autofree bool *on_kvm = NULL;
     Error *err = NULL;
     char perr[256];
     int ret;
@@ -169,8 +229,13 @@ static int mixed_init_machine(MachineState *ms)
     pstrcpy(s->kvm_probe, sizeof(s->kvm_probe), probe.summary);
     trace_mixed_probe(s->kvm_runs_kernel, s->kvm_probe);
 
-    mixed_placement = g_new0(bool, ms->smp.max_cpus);
-    if (!mixed_initial_placement(ms, s, mixed_placement, &err)) {
+    on_kvm = g_new0(bool, ms->smp.max_cpus);
+    if (!mixed_initial_placement(ms, s, on_kvm, &err)) {
+        error_report_err(err);
+        return -EINVAL;
+    }
+    mixed_state_ptr = s;
+    if (!mixed_start_scheduler(ms, s, on_kvm, &err)) {
         error_report_err(err);
         return -EINVAL;
     }
@@ -232,6 +297,38 @@ static void mixed_set_kvm_cpus(Object *obj, const char *value, Error **errp)
     s->kvm_cpus = g_strdup(value);
 }
 
+static char *mixed_get_policy_params(Object *obj, Error **errp)
+{
+    return g_strdup(MIXED_STATE(obj)->policy_params);
+}
+
+static void mixed_set_policy_params(Object *obj, const char *value,
+                                    Error **errp)
+{
+    MixedState *s = MIXED_STATE(obj);
+
+    g_free(s->policy_params);
+    s->policy_params = g_strdup(value);
+}
+
+static void mixed_get_period_ms(Object *obj, Visitor *v, const char *name,
+                                void *opaque, Error **errp)
+{
+    uint32_t value = MIXED_STATE(obj)->period_ms;
+
+    visit_type_uint32(v, name, &value, errp);
+}
+
+static void mixed_set_period_ms(Object *obj, Visitor *v, const char *name,
+                                void *opaque, Error **errp)
+{
+    uint32_t value;
+
+    if (visit_type_uint32(v, name, &value, errp)) {
+        MIXED_STATE(obj)->period_ms = value;
+    }
+}
+
 static char *mixed_get_policy(Object *obj, Error **errp)
 {
     return g_strdup(MIXED_STATE(obj)->policy);
@@ -254,6 +351,7 @@ static void mixed_accel_instance_init(Object *obj)
     s->kvm.kernel_irqchip_required = false;
     s->kvm.kernel_irqchip_split = ON_OFF_AUTO_OFF;
     s->policy = g_strdup("static");
+    s->period_ms = 100;
     s->shadow_zap = true;
 }
 
@@ -295,7 +393,16 @@ static void mixed_accel_class_init(ObjectClass *oc, void *data)
     object_class_property_add_str(oc, "policy", mixed_get_policy,
                                   mixed_set_policy);
     object_class_property_set_description(oc, "policy",
-        "placement policy (static: keep the initial placement)");
+        "placement policy: static, kvm-only, tcg-only, hot-tcg, sample "
+        "(docs/mixed.md)");
+    object_class_property_add_str(oc, "policy-params", mixed_get_policy_params,
+                                  mixed_set_policy_params);
+    object_class_property_set_description(oc, "policy-params",
+        "the policy's parameters, key=value:key=value");
+    object_class_property_add(oc, "period-ms", "uint32", mixed_get_period_ms,
+                              mixed_set_period_ms, NULL, NULL);
+    object_class_property_set_description(oc, "period-ms",
+        "how often the policy decides, in ms of virtual time (default 100)");
     object_class_property_add_bool(oc, "x-shadow-zap", mixed_get_shadow_zap,
                                    mixed_set_shadow_zap);
     object_class_property_set_description(oc, "x-shadow-zap",

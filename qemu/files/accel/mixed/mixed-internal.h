@@ -11,6 +11,8 @@
 #include "system/kvm_int.h"
 #include "system/mixed.h"
 #include "qapi/qapi-types-machine-target.h"
+#include "qemu/timer.h"
+#include "mixedvm/sched.h"
 
 #define TYPE_MIXED_ACCEL ACCEL_CLASS_NAME("mixed")
 
@@ -24,7 +26,13 @@ typedef struct MixedState {
     char *tcg_cpus;         /* vCPU list, or NULL */
     char *kvm_cpus;         /* vCPU list, or NULL */
     char *policy;
+    char *policy_params;    /* "key=value:..." */
+    uint32_t period_ms;     /* how often the policy decides */
     bool shadow_zap;        /* x-shadow-zap: off only for negative controls */
+
+    /* placement: the scheduler owns it; vCPU threads read it through RCU */
+    MixedvmScheduler *sched;
+    QEMUTimer *policy_timer;
 
     /* start-up probe of the host's KVM */
     bool kvm_runs_kernel;   /* false on PVM: only guest user mode on KVM */
@@ -38,7 +46,12 @@ typedef struct MixedState {
 
 DECLARE_INSTANCE_CHECKER(MixedState, MIXED_STATE, TYPE_MIXED_ACCEL)
 
-MixedState *mixed_state(void);
+/* Set once by init_machine; read on vCPU hot paths, so no QOM cast. */
+extern MixedState *mixed_state_ptr;
+static inline MixedState *mixed_state(void)
+{
+    return mixed_state_ptr;
+}
 
 /*
  * Per-vCPU state, in CPUState::accel.
@@ -51,14 +64,14 @@ MixedState *mixed_state(void);
  *   KVM ---- kick: target TCG, or an event to deliver --------------------> TCG
  *   KVM ---- exit: PVM tripwire (kernel entry), emulation failure --------> TCG
  *
- * "target" is what QMP or the policy asked for. On a host whose KVM cannot
- * run guest kernel code, a vCPU with target KVM executes on KVM only while
- * the guest is in user mode, and on TCG otherwise.
+ * The placement (what QMP or the policy asked for) lives in the scheduler
+ * (libmixedvm), published through RCU: mixed_vcpu_target(). On a host whose
+ * KVM cannot run guest kernel code, a vCPU placed on KVM executes on KVM only
+ * while the guest is in user mode, and on TCG otherwise.
  */
 struct AccelCPUState {
     CPUState *cpu;
 
-    VcpuAccel target;           /* written under the BQL, read by the vCPU */
     VcpuAccel current;          /* written by the vCPU thread only */
     bool kvm_failed;            /* KVM could not run this vCPU: TCG only */
 
@@ -80,6 +93,7 @@ struct AccelCPUState {
     int64_t since_ns;           /* start of the current residency */
     int64_t ns_on[VCPU_ACCEL__MAX];
     uint64_t moves;
+    uint64_t move_ns;           /* sum of move latencies */
     uint64_t kernel_entries;    /* PVM tripwire exits */
     uint64_t fallbacks;
     bool has_last_move;
@@ -94,8 +108,12 @@ bool mixed_x86_event_pending(CPUState *cpu, bool *deliverable);
 void mixed_x86_read_tsc_offset(CPUState *cpu);
 bool mixed_x86_check_cpu(CPUState *cpu, Error **errp);
 
-/* mixed-all.c */
-bool mixed_initial_on_kvm(unsigned cpu_index);
+/* Where the scheduler places this vCPU (lock-free, RCU). */
+static inline VcpuAccel mixed_vcpu_target(CPUState *cpu)
+{
+    return mixedvm_sched_placement(mixed_state()->sched, cpu->cpu_index) ==
+           MIXEDVM_BACKEND_KVM ? VCPU_ACCEL_KVM : VCPU_ACCEL_TCG;
+}
 
 /* mixed-accel-ops.c */
 void mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,

@@ -45,7 +45,7 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
     info = g_new0(MixedAccelInfo, 1);
     info->kvm_runs_kernel = s->kvm_runs_kernel;
     info->kvm_probe = g_strdup(s->kvm_probe);
-    info->policy = g_strdup(s->policy);
+    info->policy = g_strdup(mixedvm_sched_policy(s->sched));
     tail = &info->vcpus;
     CPU_FOREACH(cpu) {
         AccelCPUState *mv = cpu->accel;
@@ -53,7 +53,7 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
         VcpuAccel current = qatomic_load_acquire(&mv->current);
 
         v->cpu_index = cpu->cpu_index;
-        v->accel = qatomic_read(&mv->target);
+        v->accel = mixed_vcpu_target(cpu);
         v->running_on = current;
         v->thread_id = cpu->thread_id;
         v->moves = mv->moves;
@@ -181,4 +181,47 @@ void hmp_vcpu_set_accel(Monitor *mon, const QDict *qdict)
     monitor_printf(mon, "vCPU %" PRId64 ": %s (running on %s)\n", cpu_index,
                    r->status == VCPU_SET_ACCEL_STATUS_DONE ? "moved" :
                    "move scheduled", VcpuAccel_str(r->running_on));
+}
+
+MixedPolicyState *qmp_query_mixed_policy(Error **errp)
+{
+    MixedState *s;
+    MixedPolicyState *st;
+    MixedPolicyInfoList **tail;
+    const MixedvmPolicyInfo *infos;
+    size_t i, n;
+    char params[512];
+
+    if (!mixed_check_enabled(errp)) {
+        return NULL;
+    }
+    s = mixed_state();
+    st = g_new0(MixedPolicyState, 1);
+    st->policy = g_strdup(mixedvm_sched_policy(s->sched));
+    mixedvm_sched_params(s->sched, params, sizeof(params));
+    st->params = g_strdup(params);
+    st->period_ms = s->period_ms;
+    tail = &st->available;
+    n = mixedvm_sched_policies(&infos);
+    for (i = 0; i < n; i++) {
+        MixedPolicyInfo *info = g_new0(MixedPolicyInfo, 1);
+
+        info->name = g_strdup(infos[i].name);
+        info->summary = g_strdup(infos[i].summary);
+        QAPI_LIST_APPEND(tail, info);
+    }
+    return st;
+}
+
+void qmp_mixed_set_policy(const char *policy, const char *params, Error **errp)
+{
+    char err[256];
+
+    if (!mixed_check_enabled(errp)) {
+        return;
+    }
+    if (!mixedvm_sched_set_policy(mixed_state()->sched, policy, params, err,
+                                  sizeof(err))) {
+        error_setg(errp, "%s", err);
+    }
 }

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Placement policies under -accel mixed: hot-tcg places vCPUs by their behaviour,
+and policies switch at runtime over QMP.
+
+vCPU 1 runs user-mode compute (spinrate), vCPU 2 makes system calls (sysloop), both
+pinned. Every vCPU starts on TCG. Under hot-tcg the compute vCPU must end up on KVM and
+the syscall-heavy one on TCG. Then tcg-only, switched at runtime, must bring every vCPU
+back to TCG; bad policy input is refused and the VM stays healthy.
+"""
+import time
+
+from mixedvm_testlib import QmpError, check, mixed_guest, require_kvm, run, vcpus
+
+require_kvm()
+
+PARAMS = "probe-every=3:min-residency=2"
+
+
+def wait_placement(g, want, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        placed = {c: e["accel"] for c, e in vcpus(g).items()}
+        if all(placed[c] == b for c, b in want.items()):
+            return placed
+        time.sleep(0.25)
+    return placed
+
+
+def test(guests):
+    cmd = "spinrate --cpu 1 --iterations 4000000000 & sysloop --cpu 2 --seconds 60 & wait"
+    g = mixed_guest("mixed-policy", accel_opts=f"tcg-cpus=0-3,policy=hot-tcg,policy-params={PARAMS}",
+                    cmd=cmd)
+    guests.append(g)
+    g.start()
+    st = g.qmp.execute("query-mixed-policy")
+    check(st["policy"] == "hot-tcg" and "probe-every=3" in st["params"], f"policy state: {st}")
+    check([p["name"] for p in st["available"]] == ["static", "kvm-only", "tcg-only", "hot-tcg", "sample"],
+          f"available: {st['available']}")
+    g.wait_for(r"MIXEDVM-READY", timeout=120)
+
+    placed = wait_placement(g, {1: "kvm", 2: "tcg"}, seconds=40)
+    print(f"hot-tcg placement after the workload started: {placed}")
+    check(placed[1] == "kvm", f"hot-tcg left the compute vCPU 1 on {placed[1]}")
+    check(placed[2] == "tcg", f"hot-tcg left the syscall vCPU 2 on {placed[2]}")
+    time.sleep(3)   # it must stay there, not ping-pong
+    placed = {c: e["accel"] for c, e in vcpus(g).items()}
+    check(placed[1] == "kvm" and placed[2] == "tcg", f"placement did not hold: {placed}")
+    g.qmp.pump_events()
+    reasons = {e["data"]["reason"] for e in g.qmp.events if e["event"] == "VCPU_ACCEL_CHANGED"}
+    check("policy" in reasons, f"no VCPU_ACCEL_CHANGED with reason policy: {reasons}")
+
+    for bad, needle in [({"policy": "fastest"}, "unknown policy 'fastest'"),
+                        ({"policy": "hot-tcg", "params": "hot=7"}, "outside [0, 1]"),
+                        ({"policy": "hot-tcg", "params": "speed=1"}, "unknown parameter 'speed'")]:
+        try:
+            g.qmp.execute("mixed-set-policy", **bad)
+            check(False, f"mixed-set-policy {bad} was accepted")
+        except QmpError as e:
+            check(needle in e.desc, f"{bad}: error '{e.desc}' lacks '{needle}'")
+    check(g.qmp.execute("query-mixed-policy")["policy"] == "hot-tcg", "a refused switch changed the policy")
+
+    g.qmp.execute("mixed-set-policy", policy="tcg-only")
+    placed = wait_placement(g, {c: "tcg" for c in range(4)}, seconds=10)
+    check(all(b == "tcg" for b in placed.values()), f"tcg-only at runtime: {placed}")
+    g.qmp.execute("quit")
+
+
+run(test)
