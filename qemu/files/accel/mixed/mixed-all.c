@@ -165,6 +165,20 @@ static void mixed_policy_tick(void *opaque)
         smp->running = current == VCPU_ACCEL_KVM ? MIXEDVM_BACKEND_KVM
                                                  : MIXEDVM_BACKEND_TCG;
     }
+    if (s->trace) {
+        /* One line per vCPU per period: the simulator replays these. */
+        CPU_FOREACH(cpu) {
+            MixedvmVcpuSample *smp = &samples[cpu->cpu_index];
+
+            fprintf(s->trace, "%" PRIu64 ",%d,%s,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64
+                    ",%" PRIu64 ",%" PRIu64 "\n", smp->now_ns, cpu->cpu_index,
+                    VcpuAccel_str(before[cpu->cpu_index]),
+                    smp->running == MIXEDVM_BACKEND_KVM ? "kvm" : "tcg",
+                    smp->kvm_ns, smp->tcg_ns, smp->moves, smp->move_ns,
+                    smp->kernel_entries);
+        }
+        fflush(s->trace);
+    }
     if (mixedvm_sched_decide(s->sched, samples, n, placed)) {
         CPU_FOREACH(cpu) {
             VcpuAccel to = placed[cpu->cpu_index] == MIXEDVM_BACKEND_KVM ?
@@ -196,6 +210,16 @@ static bool mixed_start_scheduler(MachineState *ms, MixedState *s,
     if (!s->sched) {
         error_setg(errp, "mixed: %s", err);
         return false;
+    }
+    if (s->trace_file) {
+        s->trace = fopen(s->trace_file, "w");
+        if (!s->trace) {
+            error_setg_errno(errp, errno, "mixed: cannot write trace-file %s",
+                             s->trace_file);
+            return false;
+        }
+        fprintf(s->trace, "now_ns,vcpu,placed,running,kvm_ns,tcg_ns,moves,"
+                "move_ns,kernel_entries\n");
     }
     /* The main loop reads placements too (QMP, HMP, this timer). */
     mixedvm_sched_register_thread();
@@ -329,6 +353,19 @@ static void mixed_set_period_ms(Object *obj, Visitor *v, const char *name,
     }
 }
 
+static char *mixed_get_trace_file(Object *obj, Error **errp)
+{
+    return g_strdup(MIXED_STATE(obj)->trace_file);
+}
+
+static void mixed_set_trace_file(Object *obj, const char *value, Error **errp)
+{
+    MixedState *s = MIXED_STATE(obj);
+
+    g_free(s->trace_file);
+    s->trace_file = g_strdup(value);
+}
+
 static char *mixed_get_policy(Object *obj, Error **errp)
 {
     return g_strdup(MIXED_STATE(obj)->policy);
@@ -399,6 +436,11 @@ static void mixed_accel_class_init(ObjectClass *oc, void *data)
                                   mixed_set_policy_params);
     object_class_property_set_description(oc, "policy-params",
         "the policy's parameters, key=value:key=value");
+    object_class_property_add_str(oc, "trace-file", mixed_get_trace_file,
+                                  mixed_set_trace_file);
+    object_class_property_set_description(oc, "trace-file",
+        "record per-vCPU telemetry every period to this CSV file "
+        "(replay it with tools/mixedvm-sim)");
     object_class_property_add(oc, "period-ms", "uint32", mixed_get_period_ms,
                               mixed_set_period_ms, NULL, NULL);
     object_class_property_set_description(oc, "period-ms",

@@ -28,6 +28,8 @@ typedef struct MixedState {
     char *policy;
     char *policy_params;    /* "key=value:..." */
     uint32_t period_ms;     /* how often the policy decides */
+    char *trace_file;       /* per-period telemetry, CSV (tools/mixedvm-sim) */
+    FILE *trace;
     bool shadow_zap;        /* x-shadow-zap: off only for negative controls */
 
     /* placement: the scheduler owns it; vCPU threads read it through RCU */
