@@ -38,7 +38,11 @@ bool Guarded(char* err, std::size_t errlen, Fn&& fn) noexcept {
 
 }  // namespace
 
-// The opaque handle of the C API.
+// The opaque handles of the C API.
+struct MixedvmPinner {
+  std::unique_ptr<mixedvm::Pinner> pinner;
+};
+
 struct MixedvmScheduler {
   mixedvm::Scheduler scheduler;
 };
@@ -191,5 +195,55 @@ MixedvmBackend mixedvm_sched_placement(MixedvmScheduler* s, unsigned i) noexcept
 
 void mixedvm_sched_register_thread(void) noexcept { urcu_memb_register_thread(); }
 void mixedvm_sched_unregister_thread(void) noexcept { urcu_memb_unregister_thread(); }
+
+bool mixedvm_pin_mode_parse(const char* name, MixedvmPinMode* out, char* err,
+                            size_t errlen) noexcept {
+  const std::string n = name ? name : "";
+  if (n == "off") *out = MIXEDVM_PIN_OFF;
+  else if (n == "compact") *out = MIXEDVM_PIN_COMPACT;
+  else if (n == "split") *out = MIXEDVM_PIN_SPLIT;
+  else {
+    WriteError(err, errlen, "unknown pin mode '" + n + "' (off, compact, split)");
+    return false;
+  }
+  return true;
+}
+
+MixedvmPinner* mixedvm_pinner_new(MixedvmPinMode mode, const char* xml_path, unsigned nvcpus,
+                                  char* err, size_t errlen) noexcept {
+  MixedvmPinner* p = nullptr;
+  Guarded(err, errlen, [&] {
+    std::string error;
+    auto pinner = mixedvm::Pinner::Create(mode, xml_path ? xml_path : "", nvcpus, &error);
+    if (!pinner) {
+      WriteError(err, errlen, error);
+      return false;
+    }
+    p = new MixedvmPinner{std::move(pinner)};
+    return true;
+  });
+  return p;
+}
+
+void mixedvm_pinner_free(MixedvmPinner* p) noexcept { delete p; }
+
+int mixedvm_pinner_cpus(MixedvmPinner* p, unsigned vcpu, bool on_kvm, int* cpus,
+                        int max) noexcept {
+  const auto& v = p->pinner->Cpus(vcpu, on_kvm);
+  for (int i = 0; i < max && size_t(i) < v.size(); ++i) cpus[i] = v[size_t(i)];
+  return int(v.size());
+}
+
+bool mixedvm_pinner_apply(MixedvmPinner* p, unsigned vcpu, bool on_kvm, char* err,
+                          size_t errlen) noexcept {
+  return Guarded(err, errlen, [&] {
+    std::string error;
+    if (!p->pinner->Apply(vcpu, on_kvm, &error)) {
+      WriteError(err, errlen, error);
+      return false;
+    }
+    return true;
+  });
+}
 
 }  // extern "C"

@@ -95,6 +95,18 @@ static void mixed_fall_back(CPUState *cpu, const char *why)
                           why);
 }
 
+static void mixed_pin_self(CPUState *cpu, VcpuAccel on)
+{
+    MixedState *s = mixed_state();
+    char err[256];
+
+    if (s->pinner && !mixedvm_pinner_apply(s->pinner, cpu->cpu_index,
+                                           on == VCPU_ACCEL_KVM, err,
+                                           sizeof(err))) {
+        warn_report_once("mixed: cannot pin vCPU %d: %s", cpu->cpu_index, err);
+    }
+}
+
 static void mixed_move(CPUState *cpu, VcpuAccel to)
 {
     AccelCPUState *mv = cpu->accel;
@@ -118,6 +130,9 @@ static void mixed_move(CPUState *cpu, VcpuAccel to)
             error_free(err);
             return;
         }
+    }
+    if (mixed_state()->pin_mode == MIXEDVM_PIN_SPLIT) {
+        mixed_pin_self(cpu, to);   /* KVM and TCG threads on different cores */
     }
     mixed_account(mv, t0);
     timing.latency_ns = mixed_now_ns() - t0;
@@ -222,6 +237,7 @@ static void *mixed_vcpu_thread_fn(void *arg)
     /* env is authoritative until the first move; KVM is loaded then. */
     mv->current = VCPU_ACCEL_TCG;
     mv->since_ns = mixed_now_ns();
+    mixed_pin_self(cpu, VCPU_ACCEL_TCG);
 
     cpu_thread_signal_created(cpu);
     qemu_guest_random_seed_thread_part2(cpu->random_seed);

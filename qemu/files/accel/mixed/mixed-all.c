@@ -64,6 +64,7 @@ static bool mixed_host_has_shadow_mmu(void)
 static bool mixed_check_options(MachineState *ms, MixedState *s, Error **errp)
 {
     KVMState *kvm = &s->kvm;
+    char err[256];
 
     if (kvm->kernel_irqchip_allowed) {
         error_setg(errp, "mixed: kernel-irqchip=on|split is not supported: "
@@ -92,6 +93,10 @@ static bool mixed_check_options(MachineState *ms, MixedState *s, Error **errp)
     }
     if (s->tcg_cpus && s->kvm_cpus) {
         error_setg(errp, "mixed: give tcg-cpus or kvm-cpus, not both");
+        return false;
+    }
+    if (!mixedvm_pin_mode_parse(s->pin, &s->pin_mode, err, sizeof(err))) {
+        error_setg(errp, "mixed: pin=%s: %s", s->pin, err);
         return false;
     }
     if (s->period_ms < 10 || s->period_ms > 10000) {
@@ -220,6 +225,13 @@ static bool mixed_start_scheduler(MachineState *ms, MixedState *s,
         }
         fprintf(s->trace, "now_ns,vcpu,placed,running,kvm_ns,tcg_ns,moves,"
                 "move_ns,kernel_entries\n");
+    }
+    if (s->pin_mode != MIXEDVM_PIN_OFF) {
+        s->pinner = mixedvm_pinner_new(s->pin_mode, NULL, n, err, sizeof(err));
+        if (!s->pinner) {
+            error_setg(errp, "mixed: pin=%s: %s", s->pin, err);
+            return false;
+        }
     }
     /* The main loop reads placements too (QMP, HMP, this timer). */
     mixedvm_sched_register_thread();
@@ -353,6 +365,19 @@ static void mixed_set_period_ms(Object *obj, Visitor *v, const char *name,
     }
 }
 
+static char *mixed_get_pin(Object *obj, Error **errp)
+{
+    return g_strdup(MIXED_STATE(obj)->pin);
+}
+
+static void mixed_set_pin(Object *obj, const char *value, Error **errp)
+{
+    MixedState *s = MIXED_STATE(obj);
+
+    g_free(s->pin);
+    s->pin = g_strdup(value);
+}
+
 static char *mixed_get_trace_file(Object *obj, Error **errp)
 {
     return g_strdup(MIXED_STATE(obj)->trace_file);
@@ -389,6 +414,7 @@ static void mixed_accel_instance_init(Object *obj)
     s->kvm.kernel_irqchip_split = ON_OFF_AUTO_OFF;
     s->policy = g_strdup("static");
     s->period_ms = 100;
+    s->pin = g_strdup("off");
     s->shadow_zap = true;
 }
 
@@ -436,6 +462,10 @@ static void mixed_accel_class_init(ObjectClass *oc, void *data)
                                   mixed_set_policy_params);
     object_class_property_set_description(oc, "policy-params",
         "the policy's parameters, key=value:key=value");
+    object_class_property_add_str(oc, "pin", mixed_get_pin, mixed_set_pin);
+    object_class_property_set_description(oc, "pin",
+        "pin vCPU threads: off, compact (vCPU i on host thread i), split "
+        "(KVM and TCG vCPUs on different cores, re-pinned on moves)");
     object_class_property_add_str(oc, "trace-file", mixed_get_trace_file,
                                   mixed_set_trace_file);
     object_class_property_set_description(oc, "trace-file",

@@ -31,6 +31,9 @@ typedef struct MixedState {
     char *trace_file;       /* per-period telemetry, CSV (tools/mixedvm-sim) */
     FILE *trace;
     bool shadow_zap;        /* x-shadow-zap: off only for negative controls */
+    char *pin;              /* off, compact, split */
+    MixedvmPinMode pin_mode;
+    MixedvmPinner *pinner;  /* NULL when pin=off */
 
     /* placement: the scheduler owns it; vCPU threads read it through RCU */
     MixedvmScheduler *sched;
