@@ -99,6 +99,25 @@ bool mixedvm_pinner_apply(MixedvmPinner *p, unsigned vcpu, bool on_kvm,
 
 /*
  * ---------------------------------------------------------------------------
+ * KVM exit counters of one vCPU, from its binary stats fd (KVM_GET_STATS_FD):
+ * the descriptors are parsed once, each read is one pread of the data block.
+ * ---------------------------------------------------------------------------
+ */
+#define MIXEDVM_KVM_EXIT_STATS 8
+/* "exits", "io_exits", "mmio_exits", "irq_window_exits", "halt_exits",
+ * "signal_exits", "insn_emulation", "insn_emulation_fail" */
+extern const char *const mixedvm_kvm_exit_stat_names[MIXEDVM_KVM_EXIT_STATS];
+
+typedef struct MixedvmKvmStats MixedvmKvmStats;
+MixedvmKvmStats *mixedvm_kvm_stats_open(int stats_fd, char *err,
+                                        size_t errlen) MIXEDVM_NOEXCEPT;
+/* Counters this kernel does not offer read 0. */
+bool mixedvm_kvm_stats_read(MixedvmKvmStats *s,
+                            uint64_t values[MIXEDVM_KVM_EXIT_STATS]) MIXEDVM_NOEXCEPT;
+void mixedvm_kvm_stats_free(MixedvmKvmStats *s) MIXEDVM_NOEXCEPT;
+
+/*
+ * ---------------------------------------------------------------------------
  * x86 state fix-ups for moving a vCPU between KVM and TCG.
  *
  * KVM (VMX/SVM and PVM) and QEMU's TCG keep the same architectural state with

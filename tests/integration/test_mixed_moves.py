@@ -28,6 +28,8 @@ def test(guests):
         check(e["accel"] == "kvm", f"vCPU {cpu} is placed on {e['accel']}")
         check(e["kvm-ns"] > 0, f"vCPU {cpu} never executed on KVM: {e}")
         check(e["moves"] > 0 and e.get("last-move"), f"vCPU {cpu} has no move recorded: {e}")
+        exits = {x["reason"]: x["count"] for x in e.get("kvm-exits", [])}
+        check(exits.get("exits", 0) > 0, f"vCPU {cpu} ran on KVM but reports no KVM exits: {exits}")
 
     for cpu in (0, 1):
         r = move(g, cpu, "tcg")

@@ -234,6 +234,15 @@ static void *mixed_vcpu_thread_fn(void *arg)
 
     kvm_init_vcpu(cpu, &error_fatal);
     kvm_init_cpu_signals(cpu);
+    if (cpu->kvm_vcpu_stats_fd >= 0) {
+        char err[256];
+
+        mv->kvm_stats = mixedvm_kvm_stats_open(cpu->kvm_vcpu_stats_fd, err,
+                                               sizeof(err));
+        if (!mv->kvm_stats) {
+            warn_report_once("mixed: no KVM exit statistics: %s", err);
+        }
+    }
     /* env is authoritative until the first move; KVM is loaded then. */
     mv->current = VCPU_ACCEL_TCG;
     mv->since_ns = mixed_now_ns();
@@ -275,6 +284,8 @@ static void *mixed_vcpu_thread_fn(void *arg)
         qemu_wait_io_event(cpu);
     } while (!cpu->unplug || cpu_can_run(cpu));
 
+    mixedvm_kvm_stats_free(mv->kvm_stats);
+    mv->kvm_stats = NULL;
     kvm_destroy_vcpu(cpu);
     cpu_thread_signal_destroyed(cpu);
     bql_unlock();

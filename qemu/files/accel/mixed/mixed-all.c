@@ -167,6 +167,13 @@ static void mixed_policy_tick(void *opaque)
         smp->moves = mv->moves;
         smp->move_ns = mv->move_ns;
         smp->kernel_entries = mv->kernel_entries;
+        if (mv->kvm_stats) {
+            uint64_t exits[MIXEDVM_KVM_EXIT_STATS];
+
+            if (mixedvm_kvm_stats_read(mv->kvm_stats, exits)) {
+                smp->kvm_exits = exits[0];
+            }
+        }
         smp->running = current == VCPU_ACCEL_KVM ? MIXEDVM_BACKEND_KVM
                                                  : MIXEDVM_BACKEND_TCG;
     }

@@ -69,6 +69,23 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
         if (mv->has_last_move) {
             v->last_move = QAPI_CLONE(VcpuAccelMove, &mv->last_move);
         }
+        if (mv->kvm_stats) {
+            uint64_t exits[MIXEDVM_KVM_EXIT_STATS];
+
+            if (mixedvm_kvm_stats_read(mv->kvm_stats, exits)) {
+                VcpuKvmExitsList **etail = &v->kvm_exits;
+                int k;
+
+                v->has_kvm_exits = true;
+                for (k = 0; k < MIXEDVM_KVM_EXIT_STATS; k++) {
+                    VcpuKvmExits *e = g_new0(VcpuKvmExits, 1);
+
+                    e->reason = g_strdup(mixedvm_kvm_exit_stat_names[k]);
+                    e->count = exits[k];
+                    QAPI_LIST_APPEND(etail, e);
+                }
+            }
+        }
         QAPI_LIST_APPEND(tail, v);
     }
     return info;
