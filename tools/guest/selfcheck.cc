@@ -28,6 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include "pin.h"
+
 namespace {
 
 constexpr uint64_t kPrime = 1000000007ULL;
@@ -128,12 +130,9 @@ struct ThreadResult {
 
 void Worker(int index, int cpu, const Options& opt, int nthreads,
             const std::vector<uint32_t>& base, ThreadResult& r) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (sched_setaffinity(0, sizeof set, &set) != 0) {
+  r.why = PinToCpu(cpu);
+  if (!r.why.empty()) {
     r.ok = false;
-    r.why = std::string("cannot pin to cpu ") + std::to_string(cpu) + ": " + std::strerror(errno);
     return;
   }
   r.cpu_start = sched_getcpu();

@@ -18,6 +18,9 @@
 #include <cstring>
 #include <string>
 
+#include "pin.h"
+#include <string>
+
 int main(int argc, char** argv) {
   int cpu = -1;
   uint64_t iterations = 100000000ULL;
@@ -30,11 +33,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: spinrate --cpu N [--iterations M]\n");
     return 2;
   }
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (sched_setaffinity(0, sizeof set, &set) != 0) {
-    std::perror("spinrate: sched_setaffinity");
+  const std::string error = PinToCpu(cpu);
+  if (!error.empty()) {
+    std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
   timespec t0, t1;

@@ -14,6 +14,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "pin.h"
 
 int main(int argc, char** argv) {
   int cpu = -1;
@@ -27,11 +30,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: sysloop --cpu N [--seconds S]\n");
     return 2;
   }
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (sched_setaffinity(0, sizeof set, &set) != 0) {
-    std::perror("sysloop: sched_setaffinity");
+  const std::string error = PinToCpu(cpu);
+  if (!error.empty()) {
+    std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
   timespec t0, t;

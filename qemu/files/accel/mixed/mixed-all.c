@@ -314,45 +314,26 @@ static int mixed_init_machine(MachineState *ms)
     return 0;
 }
 
-static char *mixed_get_tcg_cpus(Object *obj, Error **errp)
-{
-    return g_strdup(MIXED_STATE(obj)->tcg_cpus);
+/* The string options: each keeps a g_strdup'ed copy in MixedState. */
+#define MIXED_STR_PROPERTY(field)                                            \
+static char *mixed_get_##field(Object *obj, Error **errp)                   \
+{                                                                            \
+    return g_strdup(MIXED_STATE(obj)->field);                                \
+}                                                                            \
+static void mixed_set_##field(Object *obj, const char *value, Error **errp)  \
+{                                                                            \
+    MixedState *s = MIXED_STATE(obj);                                        \
+                                                                             \
+    g_free(s->field);                                                        \
+    s->field = g_strdup(value);                                              \
 }
 
-static void mixed_set_tcg_cpus(Object *obj, const char *value, Error **errp)
-{
-    MixedState *s = MIXED_STATE(obj);
-
-    g_free(s->tcg_cpus);
-    s->tcg_cpus = g_strdup(value);
-}
-
-static char *mixed_get_kvm_cpus(Object *obj, Error **errp)
-{
-    return g_strdup(MIXED_STATE(obj)->kvm_cpus);
-}
-
-static void mixed_set_kvm_cpus(Object *obj, const char *value, Error **errp)
-{
-    MixedState *s = MIXED_STATE(obj);
-
-    g_free(s->kvm_cpus);
-    s->kvm_cpus = g_strdup(value);
-}
-
-static char *mixed_get_policy_params(Object *obj, Error **errp)
-{
-    return g_strdup(MIXED_STATE(obj)->policy_params);
-}
-
-static void mixed_set_policy_params(Object *obj, const char *value,
-                                    Error **errp)
-{
-    MixedState *s = MIXED_STATE(obj);
-
-    g_free(s->policy_params);
-    s->policy_params = g_strdup(value);
-}
+MIXED_STR_PROPERTY(tcg_cpus)
+MIXED_STR_PROPERTY(kvm_cpus)
+MIXED_STR_PROPERTY(policy)
+MIXED_STR_PROPERTY(policy_params)
+MIXED_STR_PROPERTY(pin)
+MIXED_STR_PROPERTY(trace_file)
 
 static void mixed_get_period_ms(Object *obj, Visitor *v, const char *name,
                                 void *opaque, Error **errp)
@@ -370,45 +351,6 @@ static void mixed_set_period_ms(Object *obj, Visitor *v, const char *name,
     if (visit_type_uint32(v, name, &value, errp)) {
         MIXED_STATE(obj)->period_ms = value;
     }
-}
-
-static char *mixed_get_pin(Object *obj, Error **errp)
-{
-    return g_strdup(MIXED_STATE(obj)->pin);
-}
-
-static void mixed_set_pin(Object *obj, const char *value, Error **errp)
-{
-    MixedState *s = MIXED_STATE(obj);
-
-    g_free(s->pin);
-    s->pin = g_strdup(value);
-}
-
-static char *mixed_get_trace_file(Object *obj, Error **errp)
-{
-    return g_strdup(MIXED_STATE(obj)->trace_file);
-}
-
-static void mixed_set_trace_file(Object *obj, const char *value, Error **errp)
-{
-    MixedState *s = MIXED_STATE(obj);
-
-    g_free(s->trace_file);
-    s->trace_file = g_strdup(value);
-}
-
-static char *mixed_get_policy(Object *obj, Error **errp)
-{
-    return g_strdup(MIXED_STATE(obj)->policy);
-}
-
-static void mixed_set_policy(Object *obj, const char *value, Error **errp)
-{
-    MixedState *s = MIXED_STATE(obj);
-
-    g_free(s->policy);
-    s->policy = g_strdup(value);
 }
 
 static void mixed_accel_instance_init(Object *obj)
