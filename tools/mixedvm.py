@@ -1,6 +1,7 @@
 """mixedvm: build, run and test the mixed KVM/TCG QEMU.
 
     tools/mixedvm demo               boot the 4-vCPU demo guest and run its workload
+    tools/mixedvm demo hot-tcg       the same guest placed by the hot-tcg policy
     tools/mixedvm test               run every test (unit and integration)
     tools/mixedvm setup              install what a fresh Debian 12 needs (as root)
     tools/mixedvm build              build libmixedvm, the guest programs and QEMU
@@ -279,16 +280,52 @@ def kvm_status():
 
 
 def vcpu_table(info):
-    rows = ["  vCPU  placed  running  moves  kernel-entries   on KVM    on TCG  last move"]
+    rows = ["  vCPU  placed  running  moves  kernel-entries  TCG user-returns   on KVM    on TCG  last move"]
     for v in info["vcpus"]:
         last = v.get("last-move")
         rows.append(f"  {v['cpu-index']:>4}  {v['accel']:<6}  {v['running-on']:<7}  {v['moves']:>5}"
-                    f"  {v['kernel-entries']:>14}  {v['kvm-ns'] / 1e9:6.2f} s  {v['tcg-ns'] / 1e9:6.2f} s"
-                    f"  {last['latency-ns'] / 1e3:6.1f} us" if last else "")
+                    f"  {v['kernel-entries']:>14}  {v['tcg-user-returns']:>16}"
+                    f"  {v['kvm-ns'] / 1e9:6.2f} s  {v['tcg-ns'] / 1e9:6.2f} s"
+                    + (f"  {last['latency-ns'] / 1e3:6.1f} us" if last else ""))
     return "\n".join(rows)
 
 
-def cmd_demo(_args=None):
+def demo_hot_tcg(Guest, VmError, t0):
+    """hot-tcg places a compute vCPU on KVM and a syscall-heavy one on TCG."""
+    say("  workload vCPU 1: spinrate (user-mode floating point); vCPU 2: sysloop (system calls)")
+    say("  policy   hot-tcg, every vCPU starting on TCG")
+    g = Guest("demo-hot-tcg", ARTIFACTS["qemu"], ARTIFACTS["kernel"], ARTIFACTS["initrd"], smp=4,
+              accel="mixed,tcg-cpus=0-3,policy=hot-tcg,policy-params=probe-every=3",
+              cmd="spinrate --cpu 1 --iterations 6000000000 & sysloop --cpu 2 --seconds 14 & wait")
+    g.start()
+    g.wait_for(r"MIXEDVM-READY", timeout=180)
+    say()
+    say("     t   vCPU0  vCPU1  vCPU2  vCPU3   (placement; * = executing on KVM right now)")
+    last = None
+    for _ in range(12):
+        if "MIXEDVM-END" in g.serial():
+            break
+        try:
+            last = g.qmp.execute("query-vcpu-accel")
+        except (VmError, OSError):
+            break   # the guest finished and QEMU quit between two looks
+        cells = [f"{e['accel']}{'*' if e['running-on'] == 'kvm' else ' '}" for e in last["vcpus"]]
+        say(f"  {time.monotonic() - t0:4.0f}s   " + "   ".join(cells))
+        time.sleep(1)
+    if last:
+        say()
+        say(vcpu_table(last))
+    g.wait_end(timeout=300)
+    for line in g.serial().splitlines():
+        if line.startswith(("spinrate", "sysloop")):
+            say("  " + line)
+    g.check_kernel_healthy()
+    g.stop()
+
+
+def cmd_demo(args=None):
+    if args and args != ["hot-tcg"]:
+        raise Fail(f"unknown demo '{' '.join(args)}' (tools/mixedvm demo [hot-tcg])")
     cmd_build()
     cmd_image(built=True)
     from mixedvm_vm import Guest, VmError
@@ -304,9 +341,16 @@ def cmd_demo(_args=None):
         say(f"  accel    tcg: /dev/kvm is {kvm}, so -accel mixed cannot run here")
     say("  workload selfcheck: Fibonacci mod p, zeta(2) and a prime sieve, one thread per vCPU")
     say()
+    t0 = time.monotonic()
+    if args == ["hot-tcg"]:
+        if accel != "mixed":
+            raise Fail("the hot-tcg demo needs -accel mixed, so /dev/kvm")
+        try:
+            return demo_hot_tcg(Guest, VmError, t0)
+        except VmError as e:
+            raise Fail(f"demo guest failed: {e}")
     g = Guest("demo", ARTIFACTS["qemu"], ARTIFACTS["kernel"], ARTIFACTS["initrd"], smp=4,
               accel=accel, cmd="selfcheck --expect-cpus 4 --rounds 60")
-    t0 = time.monotonic()
     try:
         g.start()
         m = g.wait_for(r"MIXEDVM-READY cpus=(\d+)", timeout=180)

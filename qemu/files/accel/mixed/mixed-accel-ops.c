@@ -191,6 +191,8 @@ void mixed_tcg_user_mode_entered(CPUState *cpu)
 {
     AccelCPUState *mv = cpu->accel;
 
+    /* TCG progress: each return is a system call, interrupt or fault done. */
+    mv->tcg_user_returns++;
     /* PVM: user mode is where KVM runs the guest natively; go there. */
     if (mixed_vcpu_target(cpu) == VCPU_ACCEL_KVM && !mv->kvm_failed) {
         cpu_exit(cpu);

@@ -100,6 +100,7 @@ struct AccelCPUState {
     uint64_t moves;
     uint64_t move_ns;           /* sum of move latencies */
     uint64_t kernel_entries;    /* PVM tripwire exits */
+    uint64_t tcg_user_returns;  /* returns to user mode executed on TCG */
     uint64_t fallbacks;
     MixedvmKvmStats *kvm_stats; /* KVM's binary stats of this vCPU, or NULL */
     bool has_last_move;

@@ -58,6 +58,7 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
         v->thread_id = cpu->thread_id;
         v->moves = mv->moves;
         v->kernel_entries = mv->kernel_entries;
+        v->tcg_user_returns = mv->tcg_user_returns;
         v->kvm_failed = mv->kvm_failed;
         v->kvm_ns = mv->ns_on[VCPU_ACCEL_KVM];
         v->tcg_ns = mv->ns_on[VCPU_ACCEL_TCG];
