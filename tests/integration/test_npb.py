@@ -7,7 +7,7 @@ from mixedvm_testlib import check, mixed_guest, require_kvm, run
 
 require_kvm()
 
-KERNELS = ["EP", "IS", "CG", "MG"]
+KERNELS = ["EP", "IS", "CG", "MG", "FT"]
 
 
 def test(guests):
