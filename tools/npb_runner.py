@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Run the NPB experiment matrix under every mixedvm configuration.
+
+    tools/npb_runner.py [--kernels ep,is,cg,mg,ft] [--classes A] [--vcpus 4] [--reps 1]
+                        [--configs LIST] [--results FILE] [--report docs/experiments.md]
+
+Each run is one kernel, at one class, with one vCPU count, in one configuration:
+
+    native     the same static binary on the host, with as many threads
+    tcg        stock -accel tcg (the reference for all-TCG)
+    mixed-tcg  -accel mixed,policy=tcg-only (every vCPU on TCG)
+    static-K   -accel mixed with vCPUs 0..K-1 placed on KVM (K = 1 .. vcpus)
+    kvm-only   -accel mixed,policy=kvm-only
+    hot-tcg    -accel mixed,policy=hot-tcg
+    sample     -accel mixed,policy=sample
+
+A run records the NPB summary (time, Mop/s, verification), its wall time and, for guest
+runs, the per-vCPU telemetry from query-vcpu-accel (time on each backend, moves). Each
+result is one JSON line, appended as it finishes, so an interrupted matrix resumes where it
+stopped. A failed or unverified run is recorded with its status, and shown as such in the
+tables; it is never dropped. --report writes the results page (tables and plots) from the
+recorded runs only, so no number is copied by hand.
+"""
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TOOLS)
+sys.path.insert(0, TOOLS)
+from mixedvm_vm import Guest, VmError  # noqa: E402
+
+KERNELS = ["ep", "is", "cg", "mg", "ft"]
+REPORT = re.compile(r"Time in seconds =\s+([0-9.]+).*?Mop/s total\s+=\s+([0-9.]+).*?"
+                    r"Verification\s+=\s+(\w+)", re.S)
+
+
+def artifact(name):
+    out = subprocess.run([os.path.join(TOOLS, "mixedvm"), "path", name], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"npb_runner: {out.stderr.strip()} (run tools/mixedvm build image first)")
+    return out.stdout.strip()
+
+
+def configs_for(vcpus, names):
+    table = {"native": None, "tcg": "tcg", "mixed-tcg": "mixed,policy=tcg-only",
+             "kvm-only": "mixed,policy=kvm-only", "hot-tcg": "mixed,policy=hot-tcg",
+             "sample": "mixed,policy=sample"}
+    for k in range(1, vcpus + 1):
+        table[f"static-{k}"] = f"mixed,kvm-cpus=0-{k - 1}" if k > 1 else "mixed,kvm-cpus=0"
+    if names == "all":
+        order = (["native", "tcg", "mixed-tcg"] + [f"static-{k}" for k in range(1, vcpus)]
+                 + ["kvm-only", "hot-tcg", "sample"])
+    else:
+        order = names.split(",")
+    unknown = [n for n in order if n not in table]
+    if unknown:
+        sys.exit(f"npb_runner: unknown configuration(s) {unknown}; known: {sorted(table)}")
+    return [(n, table[n]) for n in order]
+
+
+def parse_report(text):
+    m = REPORT.search(text)
+    if not m:
+        return None
+    return {"seconds": float(m.group(1)), "mops": float(m.group(2)),
+            "verified": m.group(3) == "SUCCESSFUL"}
+
+
+def run_native(kernel, cls, vcpus):
+    binary = os.path.join(ROOT, "build", "tools", f"npb_{kernel}")
+    t0 = time.monotonic()
+    p = subprocess.run([binary, "--class", cls, "--threads", str(vcpus)], capture_output=True, text=True)
+    rec = {"wall_s": time.monotonic() - t0}
+    rep = parse_report(p.stdout)
+    rec.update(rep or {})
+    rec["status"] = ("verified" if rep and rep["verified"] else
+                     "unverified" if rep else f"failed: exit {p.returncode}, no NPB report")
+    return rec
+
+
+def run_guest(kernel, cls, vcpus, accel, timeout):
+    g = Guest(f"npb-{kernel}", artifact("qemu"), artifact("kernel"), artifact("initrd"), smp=vcpus,
+              memory="2G", accel=accel, cmd=f"npb_{kernel} --class {cls} --threads {vcpus}")
+    t0 = time.monotonic()
+    rec = {}
+    telemetry = None
+    try:
+        g.start()
+        deadline = time.monotonic() + timeout
+        while "MIXEDVM-END" not in g.serial():
+            if time.monotonic() > deadline:
+                raise VmError(f"no result within {timeout} s")
+            if accel.startswith("mixed"):
+                try:
+                    telemetry = g.qmp.execute("query-vcpu-accel")["vcpus"]
+                except (VmError, OSError):
+                    pass   # the guest ended between two looks
+            time.sleep(0.5)
+        rec["wall_s"] = time.monotonic() - t0
+        rep = parse_report(g.serial())
+        rec.update(rep or {})
+        rec["status"] = ("verified" if rep and rep["verified"] else
+                         "unverified" if rep else "failed: no NPB report on the console")
+    except VmError as e:
+        rec["status"] = f"failed: {e}"
+    finally:
+        g.stop()
+        shutil.rmtree(g.dir, ignore_errors=True)
+    if telemetry:
+        rec["kvm_s"] = sum(v["kvm-ns"] for v in telemetry) / 1e9
+        rec["tcg_s"] = sum(v["tcg-ns"] for v in telemetry) / 1e9
+        rec["moves"] = sum(v["moves"] for v in telemetry)
+        rec["vcpus_telemetry"] = [{k: v[k] for k in ("cpu-index", "accel", "kvm-ns", "tcg-ns", "moves")}
+                                  for v in telemetry]
+    return rec
+
+
+def load(path):
+    done = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                done[(r["config"], r["kernel"], r["class"], r["vcpus"], r["rep"])] = r
+    return done
+
+
+def progress(i, total, t0, label):
+    width = 30
+    filled = width * i // total
+    eta = (time.monotonic() - t0) / i * (total - i) if i else 0
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {i}/{total}  eta {eta / 60:4.1f} min  {label}"
+    if sys.stdout.isatty():
+        sys.stdout.write("\r" + line[:100].ljust(100))
+        sys.stdout.flush()
+    else:
+        print(line, flush=True)
+
+
+def write_csv(results, path):
+    fields = ["config", "kernel", "class", "vcpus", "rep", "status", "seconds", "mops", "wall_s",
+              "kvm_s", "tcg_s", "moves"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for r in results:
+            w.writerow(r)
+
+
+def mean_time(results, config, kernel):
+    ts = [r["seconds"] for r in results if r["config"] == config and r["kernel"] == kernel
+          and r["status"] == "verified"]
+    return sum(ts) / len(ts) if ts else None
+
+
+def ensure_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        pass
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-q", "python3-matplotlib"],
+                       stdout=subprocess.DEVNULL, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        print("npb_runner: no plots: install python3-matplotlib", file=sys.stderr)
+        return False
+
+
+def plots(results, configs, kernels, outdir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    os.makedirs(outdir, exist_ok=True)
+    names = [c for c, _ in configs]
+    files = []
+
+    def grouped(values_of, ylabel, title, fname, log=False):
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        width = 0.8 / len(names)
+        for j, c in enumerate(names):
+            vals = [values_of(c, k) for k in kernels]
+            xs = [i + j * width for i in range(len(kernels))]
+            ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=c)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(kernels))])
+        ax.set_xticklabels([k.upper() for k in kernels])
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        if log:
+            ax.set_yscale("log")
+        ax.legend(fontsize=7, ncol=4)
+        fig.tight_layout()
+        fig.savefig(os.path.join(outdir, fname), dpi=110)
+        plt.close(fig)
+        files.append(fname)
+
+    grouped(lambda c, k: mean_time(results, c, k), "seconds (NPB timer)", "Time per kernel", "time.png", log=True)
+    base = "mixed-tcg" if "mixed-tcg" in names else "tcg"
+    grouped(lambda c, k: (mean_time(results, base, k) / mean_time(results, c, k))
+            if mean_time(results, base, k) and mean_time(results, c, k) else None,
+            f"speed-up over {base}", f"Speed-up over all-TCG ({base})", "speedup.png")
+    if "native" in names:
+        grouped(lambda c, k: (mean_time(results, c, k) / mean_time(results, "native", k))
+                if mean_time(results, "native", k) and mean_time(results, c, k) else None,
+                "slowdown vs native", "Slowdown relative to native", "slowdown.png", log=True)
+    # time on each backend, summed over vCPUs
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    labels, kvm, tcg = [], [], []
+    for k in kernels:
+        for c in names:
+            rs = [r for r in results if r["config"] == c and r["kernel"] == k and "kvm_s" in r]
+            if rs:
+                labels.append(f"{k.upper()}\n{c}")
+                kvm.append(sum(r["kvm_s"] for r in rs) / len(rs))
+                tcg.append(sum(r["tcg_s"] for r in rs) / len(rs))
+    if labels:
+        ax.bar(range(len(labels)), kvm, label="on KVM")
+        ax.bar(range(len(labels)), tcg, bottom=kvm, label="on TCG")
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, fontsize=6, rotation=90)
+        ax.set_ylabel("vCPU-seconds")
+        ax.set_title("Time on each backend (sum over vCPUs)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(outdir, "backends.png"), dpi=110)
+        files.append("backends.png")
+    plt.close(fig)
+    return files
+
+
+def report(results, configs, kernels, args, path):
+    rel = os.path.relpath(os.path.join(os.path.dirname(path), "experiments"), os.path.dirname(path))
+    lines = ["# NPB experiments", "",
+             "Generated by `tools/npb_runner.py` from the runs it recorded "
+             f"(`{os.path.relpath(args.results, ROOT)}`); no number here is typed by hand.", "",
+             "Command: `" + " ".join(["tools/npb_runner.py"] + sys.argv[1:]) + "`", ""]
+    host = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo; uname -r"],
+                          capture_output=True, text=True).stdout.split("\n")
+    lines += [f"Host: {host[0]} CPUs, {host[1].split(':')[-1].strip()}, Linux {host[2]}; "
+              "KVM: see docs/mixed.md (PVM on this project's machines).", ""]
+    names = [c for c, _ in configs]
+    lines += ["## NPB time in seconds (mean of verified runs; status shown otherwise)", "",
+              "| kernel | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for k in kernels:
+        cells = []
+        for c in names:
+            rs = [r for r in results if r["config"] == c and r["kernel"] == k]
+            t = mean_time(results, c, k)
+            bad = [r["status"] for r in rs if r["status"] != "verified"]
+            cells.append((f"{t:.2f}" if t is not None else "—") + (f" ({'; '.join(bad)})" if bad else ""))
+        lines.append(f"| {k.upper()} | " + " | ".join(cells) + " |")
+    lines += ["", "## Every run", "", "| config | kernel | class | vCPUs | rep | status | NPB s | Mop/s | wall s | KVM vCPU-s | TCG vCPU-s | moves |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        f = lambda key, fmt: (fmt % r[key]) if key in r else "—"  # noqa: E731
+        lines.append(f"| {r['config']} | {r['kernel'].upper()} | {r['class']} | {r['vcpus']} | {r['rep']} | "
+                     f"{r['status']} | {f('seconds', '%.2f')} | {f('mops', '%.1f')} | {f('wall_s', '%.1f')} | "
+                     f"{f('kvm_s', '%.1f')} | {f('tcg_s', '%.1f')} | {f('moves', '%d')} |")
+    if ensure_matplotlib():
+        files = plots(results, configs, kernels, os.path.join(os.path.dirname(path), "experiments"))
+        lines += ["", "## Plots", ""] + [f"![{f}]({rel}/{f})" for f in files]
+    with open(path, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    print(f"npb_runner: wrote {path}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernels", default=",".join(KERNELS))
+    ap.add_argument("--classes", default="A")
+    ap.add_argument("--vcpus", default="4")
+    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--configs", default="all")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds per guest run")
+    ap.add_argument("--results", default=os.path.join(ROOT, "build", "experiments", "results.jsonl"))
+    ap.add_argument("--report", help="write the results page (e.g. docs/experiments.md)")
+    args = ap.parse_args()
+    kernels = args.kernels.split(",")
+    if any(k not in KERNELS for k in kernels):
+        sys.exit(f"npb_runner: kernels are {KERNELS}")
+    os.makedirs(os.path.dirname(args.results), exist_ok=True)
+    done = load(args.results)
+    runs = []
+    for v in (int(x) for x in args.vcpus.split(",")):
+        for name, accel in configs_for(v, args.configs):
+            for cls in args.classes.split(","):
+                for k in kernels:
+                    for rep in range(1, args.reps + 1):
+                        runs.append((name, accel, k, cls, v, rep))
+    todo = [r for r in runs if (r[0], r[2], r[3], r[4], r[5]) not in done]
+    print(f"npb_runner: {len(runs)} runs, {len(runs) - len(todo)} already recorded, {len(todo)} to do")
+    t0 = time.monotonic()
+    with open(args.results, "a") as out:
+        for i, (name, accel, k, cls, v, rep) in enumerate(todo):
+            progress(i, len(todo), t0, f"{k.upper()} class {cls}, {v} vCPUs, {name}, rep {rep}")
+            rec = run_native(k, cls, v) if accel is None else run_guest(k, cls, v, accel, args.timeout)
+            rec.update({"config": name, "accel": accel or "native", "kernel": k, "class": cls,
+                        "vcpus": v, "rep": rep, "when": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+        if todo:
+            progress(len(todo), len(todo), t0, "done")
+            print()
+    results = [r for r in load(args.results).values()
+               if (r["config"], r["kernel"], r["class"], r["vcpus"], r["rep"]) in
+               {(a, c, d, e, f) for a, _, c, d, e, f in runs}]
+    write_csv(results, os.path.splitext(args.results)[0] + ".csv")
+    bad = [r for r in results if r["status"] != "verified"]
+    print(f"npb_runner: {len(results) - len(bad)} verified, {len(bad)} not: "
+          + ", ".join(f"{r['config']}/{r['kernel']}: {r['status']}" for r in bad))
+    if args.report:
+        report(results, configs_for(int(args.vcpus.split(',')[0]), args.configs), kernels, args, args.report)
+    return 0 if not bad else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
