@@ -60,6 +60,16 @@ void Comm3(Grid& u) {
     }
 }
 
+// The stencils of resid and psinv share their inner sums over the row (i3, i2): the four
+// face neighbours and the four edge neighbours in the i3/i2 plane, for every i1.
+void NeighbourSums(const Grid& g, int i3, int i2, double* faces, double* edges) {
+  for (int i1 = 0; i1 < g.m; ++i1) {
+    faces[i1] = g(i3, i2 - 1, i1) + g(i3, i2 + 1, i1) + g(i3 - 1, i2, i1) + g(i3 + 1, i2, i1);
+    edges[i1] = g(i3 - 1, i2 - 1, i1) + g(i3 - 1, i2 + 1, i1) + g(i3 + 1, i2 - 1, i1) +
+                g(i3 + 1, i2 + 1, i1);
+  }
+}
+
 // r = v - A u
 void Resid(const Grid& u, const Grid& v, Grid& r, const double a[4]) {
   const int n = u.m;
@@ -69,11 +79,7 @@ void Resid(const Grid& u, const Grid& v, Grid& r, const double a[4]) {
 #pragma omp for schedule(static)
     for (int i3 = 1; i3 < n - 1; ++i3)
       for (int i2 = 1; i2 < n - 1; ++i2) {
-        for (int i1 = 0; i1 < n; ++i1) {
-          u1[i1] = u(i3, i2 - 1, i1) + u(i3, i2 + 1, i1) + u(i3 - 1, i2, i1) + u(i3 + 1, i2, i1);
-          u2[i1] = u(i3 - 1, i2 - 1, i1) + u(i3 - 1, i2 + 1, i1) + u(i3 + 1, i2 - 1, i1) +
-                   u(i3 + 1, i2 + 1, i1);
-        }
+        NeighbourSums(u, i3, i2, u1.data(), u2.data());
         for (int i1 = 1; i1 < n - 1; ++i1)
           r(i3, i2, i1) = v(i3, i2, i1) - a[0] * u(i3, i2, i1) -
                           a[2] * (u2[i1] + u1[i1 - 1] + u1[i1 + 1]) - a[3] * (u2[i1 - 1] + u2[i1 + 1]);
@@ -91,11 +97,7 @@ void Psinv(const Grid& r, Grid& u, const double c[4]) {
 #pragma omp for schedule(static)
     for (int i3 = 1; i3 < n - 1; ++i3)
       for (int i2 = 1; i2 < n - 1; ++i2) {
-        for (int i1 = 0; i1 < n; ++i1) {
-          r1[i1] = r(i3, i2 - 1, i1) + r(i3, i2 + 1, i1) + r(i3 - 1, i2, i1) + r(i3 + 1, i2, i1);
-          r2[i1] = r(i3 - 1, i2 - 1, i1) + r(i3 - 1, i2 + 1, i1) + r(i3 + 1, i2 - 1, i1) +
-                   r(i3 + 1, i2 + 1, i1);
-        }
+        NeighbourSums(r, i3, i2, r1.data(), r2.data());
         for (int i1 = 1; i1 < n - 1; ++i1)
           u(i3, i2, i1) += c[0] * r(i3, i2, i1) +
                            c[1] * (r(i3, i2, i1 - 1) + r(i3, i2, i1 + 1) + r1[i1]) +
