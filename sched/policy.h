@@ -26,6 +26,7 @@ struct VcpuPeriod {
   double period_s = 0;
   double kvm_s = 0;                 // executing on KVM
   double tcg_s = 0;                 // executing on TCG
+  double tcg_user_s = 0;            // the part of tcg_s in guest user mode
   uint64_t moves = 0;               // backend switches (including automatic ones)
   double move_s = 0;                // time those switches took
   uint64_t kernel_entries = 0;      // guest kernel entries that left KVM (PVM)

@@ -11,6 +11,7 @@ SimResult Simulate(const HostModel& host, const std::vector<Phase>& phases,
   r.work_s.assign(n, 0);
   r.kvm_s.assign(n, 0);
   r.tcg_s.assign(n, 0);
+  r.tcg_user_s.assign(n, 0);
   r.move_s.assign(n, 0);
   r.moves.assign(n, 0);
   Scheduler sched(std::move(policy), initial, host.kvm_runs_kernel);
@@ -23,6 +24,7 @@ SimResult Simulate(const HostModel& host, const std::vector<Phase>& phases,
       s.now_ns = uint64_t(now * 1e9);
       s.kvm_ns = uint64_t(r.kvm_s[i] * 1e9);
       s.tcg_ns = uint64_t(r.tcg_s[i] * 1e9);
+      s.tcg_user_ns = uint64_t(r.tcg_user_s[i] * 1e9);
       s.move_ns = uint64_t(r.move_s[i] * 1e9);
       s.moves = r.moves[i];
       s.running = MixedvmBackend(placed[i]);
@@ -40,7 +42,7 @@ SimResult Simulate(const HostModel& host, const std::vector<Phase>& phases,
         }
         // Wall time per second of native user work, and where it goes.
         const double kernel_per_user = b.kernel_share / (1 - b.kernel_share);
-        double kvm = 0, tcg = 0, move = 0, moves = 0;
+        double kvm = 0, tcg = 0, tcg_user = 0, move = 0, moves = 0;
         if (placed[i] == Backend::kKvm && host.kvm_runs_kernel) {
           moves = 2 * b.entries_per_s * 0.1;   // only interrupts leave KVM there
           kvm = 1 + kernel_per_user;
@@ -51,13 +53,15 @@ SimResult Simulate(const HostModel& host, const std::vector<Phase>& phases,
           moves = 2 * b.entries_per_s;
           move = moves * host.move_latency_s;
         } else {
-          tcg = b.tcg_slowdown + kernel_per_user;
+          tcg_user = b.tcg_slowdown;
+          tcg = tcg_user + kernel_per_user;
         }
         const double wall_per_work = kvm + tcg + move;
         const double work = period_s / wall_per_work;
         r.work_s[i] += work;
         r.kvm_s[i] += work * kvm;
         r.tcg_s[i] += work * tcg;
+        r.tcg_user_s[i] += work * tcg_user;
         r.move_s[i] += work * move;
         r.moves[i] += uint64_t(work * moves + 0.5);
       }

@@ -32,7 +32,7 @@ struct SimResult {
   std::string policy;
   double wall_s = 0;
   std::vector<double> work_s;      // user work done per vCPU, in native seconds
-  std::vector<double> kvm_s, tcg_s, move_s;
+  std::vector<double> kvm_s, tcg_s, tcg_user_s, move_s;
   std::vector<uint64_t> moves;     // backend switches
   uint64_t placement_changes = 0;
   std::vector<std::vector<Backend>> placements;  // per period

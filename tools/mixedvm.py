@@ -280,12 +280,14 @@ def kvm_status():
 
 
 def vcpu_table(info):
-    rows = ["  vCPU  placed  running  moves  kernel-entries  TCG user-returns   on KVM    on TCG  last move"]
+    rows = ["  vCPU  placed  running  moves  kernel-entries  TCG user-returns   on KVM    on TCG"
+            "  (user)  last move"]
     for v in info["vcpus"]:
         last = v.get("last-move")
         rows.append(f"  {v['cpu-index']:>4}  {v['accel']:<6}  {v['running-on']:<7}  {v['moves']:>5}"
                     f"  {v['kernel-entries']:>14}  {v['tcg-user-returns']:>16}"
                     f"  {v['kvm-ns'] / 1e9:6.2f} s  {v['tcg-ns'] / 1e9:6.2f} s"
+                    f"  {100 * v['tcg-user-ns'] / v['tcg-ns'] if v['tcg-ns'] else 0:5.1f}%"
                     + (f"  {last['latency-ns'] / 1e3:6.1f} us" if last else ""))
     return "\n".join(rows)
 

@@ -57,7 +57,8 @@ std::vector<Phase> PhasesFromTrace(const std::string& path, double tcg_slowdown,
     std::string field;
     std::vector<std::string> f;
     while (std::getline(ss, field, ',')) f.push_back(field);
-    if (f.size() != 9) Die("bad trace line: " + line);
+    // Traces before tcg_user_ns was recorded have 9 columns; the model needs only those.
+    if (f.size() != 9 && f.size() != 10) Die("bad trace line: " + line);
     Row r;
     r.now_ns = std::stoull(f[0]);
     const int vcpu = std::stoi(f[1]);

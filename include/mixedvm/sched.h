@@ -31,6 +31,7 @@ typedef struct MixedvmVcpuSample {
     uint64_t kernel_entries;    /* guest kernel entries that left KVM (PVM) */
     uint64_t kvm_exits;         /* KVM exits of any kind (binary stats fd) */
     MixedvmBackend running;     /* where it executes now */
+    uint64_t tcg_user_ns;       /* part of tcg_ns spent in guest user mode */
 } MixedvmVcpuSample;
 
 typedef struct MixedvmScheduler MixedvmScheduler;

@@ -9,7 +9,10 @@
 // so it goes to TCG, where kernel entries cost nothing extra. A vCPU doing
 // user-mode compute spends most of its time on KVM: cold, so it stays.
 // A vCPU placed on TCG cannot be measured on KVM from there, so it gets a
-// trial placement on KVM every probe-every periods. If the trial shows it
+// trial placement on KVM every probe-every periods, unless its own TCG time
+// already proves it hot: on a host whose KVM runs only user mode, its heat
+// on KVM is at least the kernel share of its TCG time (measured at the
+// privilege changes), so a vCPU above `hot` there is not tried. If the trial shows it
 // hot, it goes back and the interval doubles (up to probe-max); if cold, it
 // stays on KVM. Decisions use hysteresis (heat above hot to leave KVM, below
 // cold to stay after a trial), a minimum residency in periods, and a budget
@@ -82,11 +85,15 @@ class HotTcgPolicy final : public Policy {
           candidates.push_back({i, Backend::kTcg, heat});
         }
       } else if (p.periods_placed >= min_residency_) {
+        // Where KVM runs only user mode, a vCPU's heat on KVM is at least its
+        // kernel share of TCG time: the kernel work stays on TCG, and KVM can
+        // only shrink the user part and add moves. A vCPU already hotter than
+        // that on TCG would fail its trial, so it does not get one.
+        if (!host.kvm_runs_kernel && p.tcg_s > 0 && 1 - p.tcg_user_s / p.tcg_s > hot_) continue;
         st.wait -= 1;
         if (st.wait <= 0) candidates.push_back({i, Backend::kKvm, 0.5});
       }
     }
-    (void)host;
     // Spend the budget on the hottest vCPUs first, then on trials.
     std::sort(candidates.begin(), candidates.end(),
               [](const Candidate& a, const Candidate& b) { return a.priority > b.priority; });

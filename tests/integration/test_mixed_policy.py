@@ -5,7 +5,8 @@ and policies switch at runtime over QMP.
 vCPU 1 runs user-mode compute (spinrate), vCPU 2 makes system calls (sysloop), both
 pinned. Every vCPU starts on TCG. Under hot-tcg the compute vCPU must end up on KVM and
 the syscall-heavy one on TCG. Then tcg-only, switched at runtime, must bring every vCPU
-back to TCG; bad policy input is refused and the VM stays healthy.
+back to TCG; bad policy input is refused and the VM stays healthy. On TCG, the split
+of each vCPU's time into user and kernel time must tell the two programs apart.
 """
 import time
 
@@ -62,6 +63,20 @@ def test(guests):
     g.qmp.execute("mixed-set-policy", policy="tcg-only")
     placed = wait_placement(g, {c: "tcg" for c in range(4)}, seconds=10)
     check(all(b == "tcg" for b in placed.values()), f"tcg-only at runtime: {placed}")
+
+    # Both on TCG now: the split of TCG time must tell user compute from kernel work.
+    a = vcpus(g)
+    time.sleep(2)
+    b = vcpus(g)
+    share = {}
+    for c in (1, 2):
+        tcg = b[c]["tcg-ns"] - a[c]["tcg-ns"]
+        user = b[c]["tcg-user-ns"] - a[c]["tcg-user-ns"]
+        check(0 <= user <= tcg, f"vCPU {c}: user time {user} ns outside TCG time {tcg} ns")
+        share[c] = user / tcg
+    print(f"user share of TCG time over 2 s: compute vCPU 1 {share[1]:.3f}, syscall vCPU 2 {share[2]:.3f}")
+    check(share[1] > 0.9, f"compute vCPU 1 spent only {share[1]:.3f} of its TCG time in user mode")
+    check(share[2] < 0.5, f"syscall vCPU 2 spent {share[2]:.3f} of its TCG time in user mode")
     g.qmp.execute("quit")
 
 

@@ -6,8 +6,8 @@ pages for copy-on-write, which KVM's shadow MMU never sees. With the invalidatio
 (the default) cowcheck passes; with -accel mixed,x-shadow-zap=off it must fail, which
 proves the test sees the bug the mechanism prevents.
 """
-from mixedvm_testlib import (check, host_runs_guest_kernel, mixed_guest, require_kvm, run,
-                             skip, vcpus)
+from mixedvm_testlib import (VmError, check, host_runs_guest_kernel, mixed_guest, require_kvm,
+                             run, skip, vcpus)
 
 require_kvm()
 if host_runs_guest_kernel():
@@ -21,7 +21,15 @@ def cowcheck(guests, zap):
     guests.append(g)
     g.start()
     check(all(e["accel"] == "kvm" for e in vcpus(g).values()), "placement")
-    rc = g.wait_end(timeout=300)
+    if zap == "on":
+        rc = g.wait_end(timeout=300)
+    else:
+        # Stale translations may also kill the guest's init, which then never reports
+        # an end: a guest that stops talking is as broken as one that fails.
+        try:
+            rc = g.wait_end(timeout=60)
+        except VmError:
+            rc = None
     out = g.serial()
     g.stop()
     return rc, out
@@ -34,7 +42,8 @@ def test(guests):
     check(rc != 0 and "COWCHECK PASS" not in out,
           "negative control: cowcheck passed with x-shadow-zap=off, so it cannot see stale "
           "shadow translations")
-    print(f"x-shadow-zap=off: cowcheck exit {rc} ({out.count('segfault')} segfaults) as expected")
+    how = "never ended" if rc is None else f"exit {rc}"
+    print(f"x-shadow-zap=off: cowcheck {how} ({out.count('segfault')} segfaults), as expected")
 
 
 run(test)

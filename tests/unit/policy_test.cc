@@ -103,6 +103,17 @@ TEST(HotTcg, FollowsPhaseChanges) {
   EXPECT_EQ(r.placements.back()[0], Backend::kKvm) << "back to compute (after backoff)";
 }
 
+TEST(HotTcg, NoTrialOnKvmForAVcpuWhoseTcgTimeProvesItHot) {
+  // 90% kernel work; on TCG its kernel share is 9 / (9 + 3) = 0.75, above hot.
+  const Behavior kernel_bound{0.9, 20000, 3};
+  auto pvm = Simulate(kPvm, {Steady(30, {kernel_bound})}, MakePolicy("hot-tcg"), All(1, Backend::kTcg));
+  EXPECT_EQ(ChangesOf(pvm, 0), 0u) << "its heat on a user-only KVM is at least 0.75: no trial";
+  // Where KVM runs the kernel too, TCG's kernel share says nothing about KVM: it is tried.
+  const HostModel vtx{true, 60e-6};
+  auto hw = Simulate(vtx, {Steady(30, {kernel_bound})}, MakePolicy("hot-tcg"), All(1, Backend::kTcg));
+  EXPECT_EQ(hw.placements.back()[0], Backend::kKvm);
+}
+
 TEST(HotTcg, ResistsPingPong) {
   // The workload flips every period: a naive policy would move every period.
   std::vector<Phase> phases;

@@ -37,11 +37,59 @@ int64_t mixed_now_ns(void)
     return get_clock();
 }
 
-/* Time on the backend the vCPU is leaving, up to now. */
-static void mixed_account(AccelCPUState *mv, int64_t now)
+/*
+ * The user-mode clock on TCG runs from a return to user mode to the next
+ * kernel entry, so a vCPU's TCG time splits into user and kernel time
+ * exactly, at the instructions that change privilege. KVM needs no clock:
+ * on hosts whose KVM runs only user mode, KVM time is all user time.
+ */
+static void mixed_tcg_user_clock_start(AccelCPUState *mv, int64_t now)
 {
+    if (!mv->tcg_user_since_ns) {
+        qatomic_set(&mv->tcg_user_since_ns, now);
+    }
+}
+
+static void mixed_tcg_user_clock_stop(AccelCPUState *mv, int64_t now)
+{
+    if (mv->tcg_user_since_ns) {
+        qatomic_set(&mv->tcg_user_ns,
+                    mv->tcg_user_ns + now - mv->tcg_user_since_ns);
+        qatomic_set(&mv->tcg_user_since_ns, 0);
+    }
+}
+
+/* Time on the backend the vCPU is leaving, up to now. */
+static void mixed_account(CPUState *cpu, int64_t now)
+{
+    AccelCPUState *mv = cpu->accel;
+
     mv->ns_on[mv->current] += now - mv->since_ns;
     mv->since_ns = now;
+    if (mv->current == VCPU_ACCEL_TCG) {
+        mixed_tcg_user_clock_stop(mv, now);
+    } else if (mixed_x86_in_user_mode(cpu)) {
+        mixed_tcg_user_clock_start(mv, now);
+    }
+}
+
+/*
+ * The times so far, for readers on other threads (QMP, the policy timer):
+ * the vCPU thread updates the counters without a lock, so the open stretch
+ * may be a moment stale, never negative.
+ */
+void mixed_vcpu_times(CPUState *cpu, int64_t now, int64_t *kvm_ns,
+                      int64_t *tcg_ns, int64_t *tcg_user_ns)
+{
+    AccelCPUState *mv = cpu->accel;
+    VcpuAccel current = qatomic_load_acquire(&mv->current);
+    int64_t open = MAX(now - qatomic_read(&mv->since_ns), 0);
+    int64_t user_since = qatomic_read(&mv->tcg_user_since_ns);
+
+    *kvm_ns = mv->ns_on[VCPU_ACCEL_KVM] + (current == VCPU_ACCEL_KVM ? open : 0);
+    *tcg_ns = mv->ns_on[VCPU_ACCEL_TCG] + (current == VCPU_ACCEL_TCG ? open : 0);
+    *tcg_user_ns = qatomic_read(&mv->tcg_user_ns) +
+                   (user_since ? MAX(now - user_since, 0) : 0);
 }
 
 /*
@@ -134,7 +182,7 @@ static void mixed_move(CPUState *cpu, VcpuAccel to)
     if (mixed_state()->pin_mode == MIXEDVM_PIN_SPLIT) {
         mixed_pin_self(cpu, to);   /* KVM and TCG threads on different cores */
     }
-    mixed_account(mv, t0);
+    mixed_account(cpu, t0);
     timing.latency_ns = mixed_now_ns() - t0;
     mv->last_move = timing;
     mv->has_last_move = true;
@@ -193,10 +241,16 @@ void mixed_tcg_user_mode_entered(CPUState *cpu)
 
     /* TCG progress: each return is a system call, interrupt or fault done. */
     mv->tcg_user_returns++;
+    mixed_tcg_user_clock_start(mv, mixed_now_ns());
     /* PVM: user mode is where KVM runs the guest natively; go there. */
     if (mixed_vcpu_target(cpu) == VCPU_ACCEL_KVM && !mv->kvm_failed) {
         cpu_exit(cpu);
     }
+}
+
+void mixed_tcg_kernel_entered(CPUState *cpu)
+{
+    mixed_tcg_user_clock_stop(cpu->accel, mixed_now_ns());
 }
 
 typedef struct MixedForceRcu {
@@ -355,7 +409,7 @@ static void mixed_do_after_put(CPUState *cpu, run_on_cpu_data d)
 
     mixed_x86_read_tsc_offset(cpu);
     if (mv->current == VCPU_ACCEL_KVM) {
-        mixed_account(mv, mixed_now_ns());
+        mixed_account(cpu, mixed_now_ns());
         qatomic_store_release(&mv->current, VCPU_ACCEL_TCG);
     }
     mv->tripwire_armed = false;

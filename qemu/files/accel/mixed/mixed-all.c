@@ -158,12 +158,14 @@ static void mixed_policy_tick(void *opaque)
         AccelCPUState *mv = cpu->accel;
         MixedvmVcpuSample *smp = &samples[cpu->cpu_index];
         VcpuAccel current = qatomic_load_acquire(&mv->current);
-        int64_t open = now - qatomic_read(&mv->since_ns);
+        int64_t kvm_ns, tcg_ns, tcg_user_ns;
 
+        mixed_vcpu_times(cpu, now, &kvm_ns, &tcg_ns, &tcg_user_ns);
         before[cpu->cpu_index] = mixed_vcpu_target(cpu);
         smp->now_ns = now;
-        smp->kvm_ns = mv->ns_on[VCPU_ACCEL_KVM] + (current == VCPU_ACCEL_KVM ? open : 0);
-        smp->tcg_ns = mv->ns_on[VCPU_ACCEL_TCG] + (current == VCPU_ACCEL_TCG ? open : 0);
+        smp->kvm_ns = kvm_ns;
+        smp->tcg_ns = tcg_ns;
+        smp->tcg_user_ns = tcg_user_ns;
         smp->moves = mv->moves;
         smp->move_ns = mv->move_ns;
         smp->kernel_entries = mv->kernel_entries;
@@ -183,11 +185,11 @@ static void mixed_policy_tick(void *opaque)
             MixedvmVcpuSample *smp = &samples[cpu->cpu_index];
 
             fprintf(s->trace, "%" PRIu64 ",%d,%s,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64
-                    ",%" PRIu64 ",%" PRIu64 "\n", smp->now_ns, cpu->cpu_index,
+                    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n", smp->now_ns, cpu->cpu_index,
                     VcpuAccel_str(before[cpu->cpu_index]),
                     smp->running == MIXEDVM_BACKEND_KVM ? "kvm" : "tcg",
                     smp->kvm_ns, smp->tcg_ns, smp->moves, smp->move_ns,
-                    smp->kernel_entries);
+                    smp->kernel_entries, smp->tcg_user_ns);
         }
         fflush(s->trace);
     }
@@ -231,7 +233,7 @@ static bool mixed_start_scheduler(MachineState *ms, MixedState *s,
             return false;
         }
         fprintf(s->trace, "now_ns,vcpu,placed,running,kvm_ns,tcg_ns,moves,"
-                "move_ns,kernel_entries\n");
+                "move_ns,kernel_entries,tcg_user_ns\n");
     }
     if (s->pin_mode != MIXEDVM_PIN_OFF) {
         s->pinner = mixedvm_pinner_new(s->pin_mode, NULL, n, err, sizeof(err));

@@ -101,6 +101,8 @@ struct AccelCPUState {
     uint64_t move_ns;           /* sum of move latencies */
     uint64_t kernel_entries;    /* PVM tripwire exits */
     uint64_t tcg_user_returns;  /* returns to user mode executed on TCG */
+    int64_t tcg_user_ns;        /* time in guest user mode on TCG */
+    int64_t tcg_user_since_ns;  /* start of the current user stretch, or 0 */
     uint64_t fallbacks;
     MixedvmKvmStats *kvm_stats; /* KVM's binary stats of this vCPU, or NULL */
     bool has_last_move;
@@ -126,6 +128,8 @@ static inline VcpuAccel mixed_vcpu_target(CPUState *cpu)
 void mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,
                            VcpuAccelMoveReason reason, const char *detail);
 int64_t mixed_now_ns(void);
+void mixed_vcpu_times(CPUState *cpu, int64_t now, int64_t *kvm_ns,
+                      int64_t *tcg_ns, int64_t *tcg_user_ns);
 void mixed_safe_point(CPUState *cpu);
 
 #endif /* ACCEL_MIXED_INTERNAL_H */

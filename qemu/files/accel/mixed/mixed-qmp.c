@@ -60,13 +60,7 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
         v->kernel_entries = mv->kernel_entries;
         v->tcg_user_returns = mv->tcg_user_returns;
         v->kvm_failed = mv->kvm_failed;
-        v->kvm_ns = mv->ns_on[VCPU_ACCEL_KVM];
-        v->tcg_ns = mv->ns_on[VCPU_ACCEL_TCG];
-        if (current == VCPU_ACCEL_KVM) {
-            v->kvm_ns += now - mv->since_ns;
-        } else {
-            v->tcg_ns += now - mv->since_ns;
-        }
+        mixed_vcpu_times(cpu, now, &v->kvm_ns, &v->tcg_ns, &v->tcg_user_ns);
         if (mv->has_last_move) {
             v->last_move = QAPI_CLONE(VcpuAccelMove, &mv->last_move);
         }
@@ -164,15 +158,16 @@ void hmp_info_vcpu_accel(Monitor *mon, const QDict *qdict)
     }
     monitor_printf(mon, "KVM: %s\npolicy: %s\n", info->kvm_probe, info->policy);
     monitor_printf(mon, "vCPU  accel  running  thread     moves  kernel-entries"
-                   "     kvm-ms     tcg-ms  last-move-us\n");
+                   "     kvm-ms     tcg-ms  tcg-user-%%  last-move-us\n");
     for (l = info->vcpus; l; l = l->next) {
         VcpuAccelInfo *v = l->value;
 
         monitor_printf(mon, "%4" PRId64 "  %-5s  %-7s  %-9" PRId64 "  %5" PRIu64
-                       "  %14" PRIu64 "  %9.1f  %9.1f  %12.1f%s\n",
+                       "  %14" PRIu64 "  %9.1f  %9.1f  %10.1f  %12.1f%s\n",
                        v->cpu_index, VcpuAccel_str(v->accel),
                        VcpuAccel_str(v->running_on), v->thread_id, v->moves,
                        v->kernel_entries, v->kvm_ns / 1e6, v->tcg_ns / 1e6,
+                       v->tcg_ns ? 100.0 * v->tcg_user_ns / v->tcg_ns : 0.0,
                        v->last_move ? v->last_move->latency_ns / 1e3 : 0.0,
                        v->kvm_failed ? "  (KVM failed: TCG only)" : "");
     }

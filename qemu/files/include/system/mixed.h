@@ -69,6 +69,12 @@ void mixed_kvm_got_shadow(CPUState *cpu, unsigned shadow);
 void mixed_tcg_user_mode_entered(CPUState *cpu);
 
 /*
+ * TCG is about to leave guest user mode for the kernel (an exception, an
+ * interrupt, SYSCALL or SYSENTER). Called with the guest still in user mode.
+ */
+void mixed_tcg_kernel_entered(CPUState *cpu);
+
+/*
  * CPUID feature word @w (a FeatureWord) that -accel mixed offers: what both
  * backends can run. @kvm_word is KVM's supported set for that word.
  */
