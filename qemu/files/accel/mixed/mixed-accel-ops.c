@@ -120,7 +120,7 @@ static VcpuAccel mixed_wanted_backend(CPUState *cpu)
     if (mixed_vcpu_target(cpu) == VCPU_ACCEL_TCG || mv->kvm_failed) {
         return VCPU_ACCEL_TCG;
     }
-    if (mixed_x86_event_pending(cpu, &deliverable) &&
+    if (mixed_state()->event_exit && mixed_x86_event_pending(cpu, &deliverable) &&
         (deliverable || !runs_kernel)) {
         return VCPU_ACCEL_TCG;          /* TCG delivers every event */
     }
@@ -227,6 +227,11 @@ void mixed_safe_point(CPUState *cpu)
     }
 }
 
+bool mixed_kvm_joins_exclusive(void)
+{
+    return mixed_state()->kvm_exclusive;
+}
+
 void mixed_kvm_exit_to_tcg(CPUState *cpu, MixedKvmExit reason)
 {
     AccelCPUState *mv = cpu->accel;
@@ -312,7 +317,9 @@ static void *mixed_vcpu_thread_fn(void *arg)
         mixed_safe_point(cpu);
         if (cpu_can_run(cpu)) {
             if (mv->current == VCPU_ACCEL_KVM) {
+                mixed_code_kvm_entering();
                 r = kvm_cpu_exec(cpu);
+                mixed_code_kvm_left();
             } else {
                 /*
                  * Where KVM runs kernel code, TCG only delivers events for a
@@ -359,7 +366,7 @@ static void mixed_start_vcpu_thread(CPUState *cpu)
     mv->cpu = cpu;
     cpu->accel = mv;
     /* CF_PARALLEL always: KVM vCPUs run beside TCG ones. */
-    tcg_cpu_init_cflags(cpu, true);
+    tcg_cpu_init_cflags(cpu, mixed_state()->tcg_atomics);
 
     snprintf(thread_name, VCPU_THREAD_NAME_SIZE, "CPU %d/mixed",
              cpu->cpu_index);

@@ -294,6 +294,10 @@ static int mixed_init_machine(MachineState *ms)
     s->zap_slot = s->kvm.nr_slots_max;
     s->zap_page = qemu_memalign(qemu_real_host_page_size(),
                                 qemu_real_host_page_size());
+    if (!mixed_code_check_host(s, &err)) {
+        error_report_err(err);
+        return -ENOSYS;
+    }
     if (!kvm_check_extension(kvm_state, KVM_CAP_IMMEDIATE_EXIT)) {
         error_report("mixed: this host's KVM lacks KVM_CAP_IMMEDIATE_EXIT, "
                      "which mixed needs to kick vCPUs between backends");
@@ -367,17 +371,50 @@ static void mixed_accel_instance_init(Object *obj)
     s->period_ms = 100;
     s->pin = g_strdup("off");
     s->shadow_zap = true;
+    s->code_sync = true;
+    s->kvm_exclusive = true;
+    s->tcg_atomics = true;
+    s->tsc_sync = true;
+    s->event_exit = true;
 }
 
-static bool mixed_get_shadow_zap(Object *obj, Error **errp)
-{
-    return MIXED_STATE(obj)->shadow_zap;
+/* The coherence switches (x-...): on by default, off for negative controls. */
+#define MIXED_SWITCH_PROPERTY(field)                                         \
+static bool mixed_get_##field(Object *obj, Error **errp)                    \
+{                                                                            \
+    return MIXED_STATE(obj)->field;                                          \
+}                                                                            \
+static void mixed_set_##field(Object *obj, bool value, Error **errp)        \
+{                                                                            \
+    MIXED_STATE(obj)->field = value;                                         \
 }
 
-static void mixed_set_shadow_zap(Object *obj, bool value, Error **errp)
-{
-    MIXED_STATE(obj)->shadow_zap = value;
-}
+MIXED_SWITCH_PROPERTY(shadow_zap)
+MIXED_SWITCH_PROPERTY(code_sync)
+MIXED_SWITCH_PROPERTY(kvm_exclusive)
+MIXED_SWITCH_PROPERTY(tcg_atomics)
+MIXED_SWITCH_PROPERTY(tsc_sync)
+MIXED_SWITCH_PROPERTY(event_exit)
+
+static const struct {
+    const char *name;
+    bool (*get)(Object *, Error **);
+    void (*set)(Object *, bool, Error **);
+    const char *what;
+} mixed_switches[] = {
+    { "x-shadow-zap", mixed_get_shadow_zap, mixed_set_shadow_zap,
+      "invalidate KVM's shadow MMU after guest TLB flushes on TCG" },
+    { "x-code-sync", mixed_get_code_sync, mixed_set_code_sync,
+      "invalidate TCG's translations of code KVM vCPUs wrote" },
+    { "x-kvm-exclusive", mixed_get_kvm_exclusive, mixed_set_kvm_exclusive,
+      "stop KVM vCPUs for TCG's exclusive sections (atomic steps, tb_flush)" },
+    { "x-tcg-atomics", mixed_get_tcg_atomics, mixed_set_tcg_atomics,
+      "translate LOCK-prefixed instructions to host atomics (CF_PARALLEL)" },
+    { "x-tsc-sync", mixed_get_tsc_sync, mixed_set_tsc_sync,
+      "TCG vCPUs read KVM's TSC timeline" },
+    { "x-event-exit", mixed_get_event_exit, mixed_set_event_exit,
+      "a pending interrupt takes a vCPU off KVM so that TCG delivers it" },
+};
 
 static int mixed_gdbstub_sstep_flags(void)
 {
@@ -387,6 +424,7 @@ static int mixed_gdbstub_sstep_flags(void)
 static void mixed_accel_class_init(ObjectClass *oc, void *data)
 {
     AccelClass *ac = ACCEL_CLASS(oc);
+    int i;
 
     ac->name = "mixed";
     ac->init_machine = mixed_init_machine;
@@ -426,12 +464,18 @@ static void mixed_accel_class_init(ObjectClass *oc, void *data)
                               mixed_set_period_ms, NULL, NULL);
     object_class_property_set_description(oc, "period-ms",
         "how often the policy decides, in ms of virtual time (default 100)");
-    object_class_property_add_bool(oc, "x-shadow-zap", mixed_get_shadow_zap,
-                                   mixed_set_shadow_zap);
-    object_class_property_set_description(oc, "x-shadow-zap",
-        "debug: invalidate KVM's shadow MMU after guest TLB flushes on TCG "
-        "(default on; off corrupts guests on shadow-MMU hosts and exists only "
-        "for the negative-control tests)");
+    for (i = 0; i < ARRAY_SIZE(mixed_switches); i++) {
+        g_autofree char *desc = g_strdup_printf(
+            "debug: %s (default on; off breaks guests and exists only for "
+            "the negative-control tests, docs/coherence.md)",
+            mixed_switches[i].what);
+
+        object_class_property_add_bool(oc, mixed_switches[i].name,
+                                       mixed_switches[i].get,
+                                       mixed_switches[i].set);
+        object_class_property_set_description(oc, mixed_switches[i].name,
+                                              desc);
+    }
 }
 
 static const TypeInfo mixed_accel_type = {

@@ -30,7 +30,17 @@ typedef struct MixedState {
     uint32_t period_ms;     /* how often the policy decides */
     char *trace_file;       /* per-period telemetry, CSV (tools/mixedvm-sim) */
     FILE *trace;
-    bool shadow_zap;        /* x-shadow-zap: off only for negative controls */
+    /*
+     * Coherence mechanisms (docs/coherence.md). Each can be turned off with
+     * an x- option only so that a negative-control test can show the guest
+     * breaking without it.
+     */
+    bool shadow_zap;        /* x-shadow-zap: KVM shadow MMU after TCG flushes */
+    bool code_sync;         /* x-code-sync: TBs of code KVM vCPUs wrote */
+    bool kvm_exclusive;     /* x-kvm-exclusive: KVM stops for exclusive work */
+    bool tcg_atomics;       /* x-tcg-atomics: TCG's LOCK ops as host atomics */
+    bool tsc_sync;          /* x-tsc-sync: TCG reads KVM's TSC timeline */
+    bool event_exit;        /* x-event-exit: pending events pull vCPUs off KVM */
     char *pin;              /* off, compact, split */
     MixedvmPinMode pin_mode;
     MixedvmPinner *pinner;  /* NULL when pin=off */
@@ -104,6 +114,11 @@ struct AccelCPUState {
     int64_t tcg_user_ns;        /* time in guest user mode on TCG */
     int64_t tcg_user_since_ns;  /* start of the current user stretch, or 0 */
     uint64_t fallbacks;
+    uint64_t code_syncs;        /* reads of KVM's dirty log (mixed-coherence.c) */
+    uint64_t code_pages_invalidated;
+    int64_t code_sync_ns;
+    uint64_t *code_log;         /* this vCPU's buffer for KVM's dirty bitmaps */
+    size_t code_log_words;
     MixedvmKvmStats *kvm_stats; /* KVM's binary stats of this vCPU, or NULL */
     bool has_last_move;
     VcpuAccelMove last_move;
@@ -116,6 +131,11 @@ bool mixed_x86_in_user_mode(CPUState *cpu);
 bool mixed_x86_event_pending(CPUState *cpu, bool *deliverable);
 void mixed_x86_read_tsc_offset(CPUState *cpu);
 bool mixed_x86_check_cpu(CPUState *cpu, Error **errp);
+
+/* mixed-coherence.c: code written on KVM, executed on TCG */
+void mixed_code_kvm_entering(void);
+void mixed_code_kvm_left(void);
+bool mixed_code_check_host(MixedState *s, Error **errp);
 
 /* Where the scheduler places this vCPU (lock-free, RCU). */
 static inline VcpuAccel mixed_vcpu_target(CPUState *cpu)

@@ -60,6 +60,9 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
         v->kernel_entries = mv->kernel_entries;
         v->tcg_user_returns = mv->tcg_user_returns;
         v->kvm_failed = mv->kvm_failed;
+        v->code_syncs = mv->code_syncs;
+        v->code_sync_ns = mv->code_sync_ns;
+        v->code_pages_invalidated = mv->code_pages_invalidated;
         mixed_vcpu_times(cpu, now, &v->kvm_ns, &v->tcg_ns, &v->tcg_user_ns);
         if (mv->has_last_move) {
             v->last_move = QAPI_CLONE(VcpuAccelMove, &mv->last_move);

@@ -21,6 +21,7 @@
 #include "exec/cputlb.h"
 #include "exec/tb-flush.h"
 #include "system/kvm.h"
+#include "system/cpu-timers.h"
 #include "cpu.h"
 #include "cpu-internal.h"
 #include "host-cpu.h"
@@ -316,7 +317,7 @@ void mixed_kvm_pre_run(CPUState *cs, struct kvm_run *run)
 
     bql_lock();
     run->request_interrupt_window = 0;
-    if (mixed_x86_event_pending(cs, &deliverable)) {
+    if (mixed_state()->event_exit && mixed_x86_event_pending(cs, &deliverable)) {
         if (deliverable || !mixed_state()->kvm_runs_kernel) {
             /* Leave KVM; TCG delivers it at the next safe point. */
             qatomic_set(&cs->exit_request, 1);
@@ -374,6 +375,9 @@ uint64_t mixed_cpu_get_tsc(CPUState *cs)
      * older than what another vCPU already published: order it here.
      * Measured without it: reads up to ~2000 cycles behind (tsccheck).
      */
+    if (!mixed_state()->tsc_sync) {
+        return cpus_get_elapsed_ticks();    /* TCG's own timeline */
+    }
     asm volatile("lfence" ::: "memory");
     return cpu_get_host_ticks() + cs->accel->kvm_tsc_offset;
 }
@@ -554,6 +558,8 @@ void mixed_x86_kvm_to_tcg(CPUState *cs, VcpuAccelMove *t, Error **errp)
     /* The guest changed its page tables while on KVM. */
     tlb_flush(cs);
     tcg_flush_jmp_cache(cs);
+    /* ...and maybe code: a move into TCG serialises, like an interrupt. */
+    mixed_code_sync(cs);
 
     t->get_ns = t1 - t0;
     t->put_ns = t2 - t1;

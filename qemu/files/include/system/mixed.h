@@ -38,6 +38,55 @@ static inline void mixed_guest_tlb_flushed(void)
 }
 #endif
 
+/*
+ * Code written by KVM vCPUs, executed by TCG vCPUs (accel/mixed/mixed-coherence.c).
+ *
+ * mixed_tcg_translating: TCG is about to read guest code at @page (a RAM
+ * address) to translate it; KVM must log writes to the page from now on.
+ * mixed_tcg_serialize: a TCG vCPU is at a serialising point (interrupt or
+ * exception delivery, IRET, CPUID, MOV to CR, WRMSR): invalidate the TBs of
+ * pages KVM vCPUs wrote, so that the vCPU fetches modified code afresh.
+ */
+#if defined(CONFIG_MIXEDVM) && !defined(CONFIG_USER_ONLY)
+void mixed_code_page_translating(ram_addr_t page);
+void mixed_code_sync(CPUState *cpu);
+
+static inline void mixed_tcg_translating(ram_addr_t page)
+{
+    if (mixed_enabled()) {
+        mixed_code_page_translating(page);
+    }
+}
+
+static inline void mixed_tcg_serialize(CPUState *cpu)
+{
+    if (mixed_enabled()) {
+        mixed_code_sync(cpu);
+    }
+}
+#else
+static inline void mixed_tcg_translating(ram_addr_t page)
+{
+}
+
+static inline void mixed_tcg_serialize(CPUState *cpu)
+{
+}
+#endif
+
+/*
+ * Do KVM vCPUs stop for TCG's exclusive sections (tb_flush, atomic steps)?
+ * Always, except under the x-kvm-exclusive=off negative control.
+ */
+#ifdef CONFIG_MIXEDVM
+bool mixed_kvm_joins_exclusive(void);
+#else
+static inline bool mixed_kvm_joins_exclusive(void)
+{
+    return true;
+}
+#endif
+
 /* Why a vCPU left KVM without being asked (reported by kvm_cpu_exec). */
 typedef enum MixedKvmExit {
     MIXED_KVM_EXIT_SHUTDOWN,            /* triple fault, or a PVM tripwire */

@@ -1,0 +1,298 @@
+/*
+ * mixed accelerator: code written by KVM vCPUs, executed by TCG vCPUs
+ *
+ * TCG keeps its translations of guest code (TBs) valid by trapping stores:
+ * a clean DIRTY_MEMORY_CODE bit means "this page has TBs", and TCG stores to
+ * it take the slow path that invalidates them. A KVM vCPU's stores reach
+ * guest RAM without passing through QEMU, so they invalidate nothing.
+ * Instead, KVM logs them:
+ *
+ *  - KVM logs dirty pages on every RAM slot (TCG puts DIRTY_MEMORY_CODE in
+ *    every RAM region's log mask) with manual protect and INITIALLY_SET:
+ *    pages start dirty and writable, and a write is logged only after
+ *    KVM_CLEAR_DIRTY_LOG write-protected the page again.
+ *
+ *  - Before TCG reads a page's code to translate it, if the page has no TBs
+ *    yet, mixed_code_page_translating() clears the page's bit in KVM: any
+ *    KVM write from then on, even one racing with the translation, is
+ *    logged. (Clearing after the translation would lose a write that
+ *    landed in between.)
+ *
+ *  - At a serialising point of a TCG vCPU, mixed_code_sync() reads KVM's
+ *    log (KVM_GET_DIRTY_LOG; with manual protect it does not re-protect)
+ *    and invalidates the TBs of every page that KVM logged and that has
+ *    TBs. The page's bit stays set in KVM until the page is translated
+ *    again, so a stale TB added by a translation that read before a write
+ *    is invalidated at the next sync. Pages without TBs cost nothing: they
+ *    are never write-protected, so KVM takes no faults for data.
+ *
+ * The serialising points are those where x86 obliges the executing
+ * processor to see cross-modified code (SDM vol. 3, 9.1.3): interrupt and
+ * exception delivery, IRET, CPUID, MOV to CR, WRMSR (patch 0009), and every
+ * move from KVM to TCG (mixed-x86.c). A sync is skipped when no vCPU can have
+ * run on KVM since the last one.
+ *
+ * On VT-x hosts with PML, KVM buffers dirty GPAs per vCPU; KVM_GET_DIRTY_LOG
+ * kicks the running vCPUs first (kvm_arch_sync_dirty_log), so the log is
+ * complete when the ioctl returns. On shadow-MMU hosts the log is written at
+ * the write fault itself.
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bitops.h"
+#include "qemu/rcu.h"
+#include "qemu/error-report.h"
+#include "qapi/error.h"
+#include "exec/ram_addr.h"
+#include "exec/exec-all.h"
+#include "system/kvm_int.h"
+#include "mixed-internal.h"
+#include "trace.h"
+
+/*
+ * vCPUs inside kvm_cpu_exec() now, and how many times one left it. A sync
+ * can be skipped only if nobody is on KVM and nobody left KVM since the
+ * last sync began: the leaver bumps the count before it stops counting
+ * itself as a runner, so a reader that sees no runners sees the bump.
+ */
+static int kvm_runners;
+static uint64_t kvm_leaves;
+static uint64_t kvm_leaves_synced;
+
+void mixed_code_kvm_entering(void)
+{
+    qatomic_inc(&kvm_runners);
+}
+
+void mixed_code_kvm_left(void)
+{
+    qatomic_inc(&kvm_leaves);
+    qatomic_dec(&kvm_runners);
+}
+
+/* ------------------------------------------------------------------------
+ * Watch a page: have KVM log writes to it from now on
+ */
+
+typedef struct CodeWatch {
+    ram_addr_t page;
+    int ret;
+} CodeWatch;
+
+static void code_watch_in_slot(KVMSlot *mem, void *opaque)
+{
+    CodeWatch *w = opaque;
+    uint64_t psize = qemu_real_host_page_size();
+    uint64_t page, first, npages, bitmap;
+    struct kvm_clear_dirty_log d;
+
+    if (w->page < mem->ram_start_offset ||
+        w->page - mem->ram_start_offset >= mem->memory_size) {
+        return;
+    }
+    /* KVM_CLEAR_DIRTY_LOG works on 64-page aligned groups. */
+    page = (w->page - mem->ram_start_offset) / psize;
+    first = page & ~63ULL;
+    npages = MIN(64, mem->memory_size / psize - first);
+    bitmap = 1ULL << (page - first);
+    d = (struct kvm_clear_dirty_log) {
+        .slot = mem->slot | (mem->as_id << 16),
+        .first_page = first,
+        .num_pages = npages,
+        .dirty_bitmap = &bitmap,
+    };
+    w->ret = kvm_vm_ioctl(kvm_state, KVM_CLEAR_DIRTY_LOG, &d);
+}
+
+void mixed_code_page_translating(ram_addr_t addr)
+{
+    CodeWatch w = { .page = addr & TARGET_PAGE_MASK };
+
+    if (!mixed_state()->code_sync ||
+        !cpu_physical_memory_get_dirty_flag(w.page, DIRTY_MEMORY_CODE)) {
+        return;     /* the page has TBs: KVM already logs writes to it */
+    }
+    kvm_dirty_log_slots_foreach(code_watch_in_slot, &w);
+    if (w.ret < 0) {
+        error_report_once("mixed: KVM_CLEAR_DIRTY_LOG failed (%s): writes by "
+                          "KVM vCPUs to translated code may go unnoticed",
+                          strerror(-w.ret));
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Sync: invalidate the TBs of pages KVM vCPUs wrote
+ */
+
+typedef struct CodeLogSlot {
+    ram_addr_t ram_start;
+    uint64_t npages;
+    size_t word;            /* first word of its bitmap in the buffer */
+} CodeLogSlot;
+
+typedef struct CodeLog {
+    AccelCPUState *mv;      /* owns the buffer, reused from sync to sync */
+    CodeLogSlot slots[16];
+    int nslots;
+    int ret;
+} CodeLog;
+
+static void code_log_read_slot(KVMSlot *mem, void *opaque)
+{
+    CodeLog *log = opaque;
+    AccelCPUState *mv = log->mv;
+    uint64_t npages = mem->memory_size / qemu_real_host_page_size();
+    size_t words = DIV_ROUND_UP(npages, 64), word = 0;
+    struct kvm_dirty_log d = { .slot = mem->slot | (mem->as_id << 16) };
+    int i, ret;
+
+    if (log->nslots == ARRAY_SIZE(log->slots)) {
+        log->ret = -E2BIG;
+        return;
+    }
+    for (i = 0; i < log->nslots; i++) {
+        word += DIV_ROUND_UP(log->slots[i].npages, 64);
+    }
+    if (word + words > mv->code_log_words) {
+        mv->code_log_words = word + words;
+        mv->code_log = g_renew(uint64_t, mv->code_log, mv->code_log_words);
+    }
+    d.dirty_bitmap = mv->code_log + word;
+    ret = kvm_vm_ioctl(kvm_state, KVM_GET_DIRTY_LOG, &d);
+    if (ret < 0) {
+        log->ret = ret;
+        return;
+    }
+    log->slots[log->nslots++] = (CodeLogSlot) {
+        .ram_start = mem->ram_start_offset, .npages = npages, .word = word,
+    };
+}
+
+/* 64 CODE dirty bits from RAM page @page on: a set bit means "no TBs". */
+static uint64_t code_dirty_bits(unsigned long *const *blocks, uint64_t page)
+{
+    uint64_t bits = 0;
+    int i;
+
+    if (page % BITS_PER_LONG == 0) {
+        return blocks[page / DIRTY_MEMORY_BLOCK_SIZE]
+                     [(page % DIRTY_MEMORY_BLOCK_SIZE) / BITS_PER_LONG];
+    }
+    for (i = 0; i < 64; i++) {
+        uint64_t p = page + i;
+
+        if (test_bit(p % DIRTY_MEMORY_BLOCK_SIZE,
+                     blocks[p / DIRTY_MEMORY_BLOCK_SIZE])) {
+            bits |= 1ULL << i;
+        }
+    }
+    return bits;
+}
+
+/*
+ * Pages of @slot that KVM logged and that have TBs, from bitmap word *@w on;
+ * stops when @pages is full, with *@w where to go on.
+ */
+static uint64_t code_log_stale_pages(const CodeLogSlot *slot,
+                                     const uint64_t *log, uint64_t *w,
+                                     ram_addr_t *pages, uint64_t max)
+{
+    uint64_t n = 0, first_page = slot->ram_start >> TARGET_PAGE_BITS;
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        unsigned long *const *blocks =
+            qatomic_rcu_read(&ram_list.dirty_memory[DIRTY_MEMORY_CODE])->blocks;
+
+        /* a word is consumed whole, so stop while one more surely fits */
+        for (; *w * 64 < slot->npages && n + 64 <= max; ++*w) {
+            uint64_t stale = log[*w];
+
+            if (!stale) {
+                continue;
+            }
+            if (slot->npages - *w * 64 < 64) {
+                stale &= MAKE_64BIT_MASK(0, slot->npages - *w * 64);
+            }
+            stale &= ~code_dirty_bits(blocks, first_page + *w * 64);
+            while (stale) {
+                int bit = ctz64(stale);
+
+                stale &= stale - 1;
+                pages[n++] = slot->ram_start +
+                             ((*w * 64 + bit) << TARGET_PAGE_BITS);
+            }
+        }
+    }
+    return n;
+}
+
+void mixed_code_sync(CPUState *cpu)
+{
+    AccelCPUState *mv = cpu->accel;
+    CodeLog log = { .mv = mv };
+    uint64_t leaves, invalidated = 0;
+    ram_addr_t stale[256];
+    int64_t t0;
+    int i;
+
+    if (!mixed_state()->code_sync) {
+        return;
+    }
+    if (qatomic_load_acquire(&kvm_runners) == 0) {
+        leaves = qatomic_read(&kvm_leaves);
+        if (leaves == qatomic_read(&kvm_leaves_synced)) {
+            return;     /* no KVM vCPU ran since the last sync */
+        }
+    } else {
+        leaves = qatomic_read(&kvm_leaves);
+    }
+
+    t0 = mixed_now_ns();
+    /*
+     * The bitmaps are read under the slots lock, which must not be held
+     * while TBs are invalidated: translation takes page locks first, then
+     * (mixed_code_page_translating) the slots lock.
+     */
+    kvm_dirty_log_slots_foreach(code_log_read_slot, &log);
+    if (log.ret < 0) {
+        error_report_once("mixed: reading KVM's dirty log failed (%s): TCG "
+                          "may execute stale code", strerror(-log.ret));
+    }
+    for (i = 0; i < log.nslots; i++) {
+        const CodeLogSlot *slot = &log.slots[i];
+        uint64_t w = 0, n, j;
+
+        while (w * 64 < slot->npages) {
+            n = code_log_stale_pages(slot, mv->code_log + slot->word, &w,
+                                     stale, ARRAY_SIZE(stale));
+            for (j = 0; j < n; j++) {
+                tb_invalidate_phys_range(stale[j],
+                                         stale[j] + TARGET_PAGE_SIZE - 1);
+            }
+            invalidated += n;
+        }
+    }
+    qatomic_set(&kvm_leaves_synced, leaves);
+
+    mv->code_syncs++;
+    mv->code_pages_invalidated += invalidated;
+    mv->code_sync_ns += mixed_now_ns() - t0;
+    trace_mixed_code_sync(cpu->cpu_index, log.nslots, invalidated,
+                          mixed_now_ns() - t0);
+}
+
+/* At start-up: the log this design relies on. */
+bool mixed_code_check_host(MixedState *s, Error **errp)
+{
+    if (s->code_sync && !s->kvm.manual_dirty_log_protect) {
+        error_setg(errp, "mixed: KVM must offer KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 "
+                   "(Linux 5.8 or later) without a dirty ring "
+                   "(dirty-ring-size=0): mixed reads KVM's dirty log to keep "
+                   "TCG's translated code coherent with KVM vCPUs' writes");
+        return false;
+    }
+    return true;
+}
