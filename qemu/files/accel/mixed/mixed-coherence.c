@@ -48,6 +48,8 @@
 #include "qapi/error.h"
 #include "exec/ram_addr.h"
 #include "exec/exec-all.h"
+#include "exec/cputlb.h"
+#include "exec/tb-flush.h"
 #include "system/kvm_int.h"
 #include "mixed-internal.h"
 #include "trace.h"
@@ -113,14 +115,83 @@ void mixed_code_page_translating(ram_addr_t addr)
 
     if (!mixed_state()->code_sync ||
         !cpu_physical_memory_get_dirty_flag(w.page, DIRTY_MEMORY_CODE)) {
-        return;     /* the page has TBs: KVM already logs writes to it */
+        return;     /* the page has TBs: its stores are already watched */
     }
+    /*
+     * TCG stores too. QEMU protects a page only once its first TB exists
+     * (tb_page_add), so a store by another TCG vCPU between the translator's
+     * read and that point goes through a TLB entry without TLB_NOTDIRTY and
+     * leaves the new TB stale for good; plain MTTCG fails torture's xmc test
+     * this way. Protected before the read, such a store takes the notdirty
+     * path, which waits for the page lock the translator holds and then
+     * invalidates the new TB.
+     */
+    tlb_protect_code(w.page);
     kvm_dirty_log_slots_foreach(code_watch_in_slot, &w);
     if (w.ret < 0) {
         error_report_once("mixed: KVM_CLEAR_DIRTY_LOG failed (%s): writes by "
                           "KVM vCPUs to translated code may go unnoticed",
                           strerror(-w.ret));
     }
+}
+
+/* ------------------------------------------------------------------------
+ * TCG stores to code: invalidated again after they landed
+ *
+ * notdirty_write() invalidates a page's TBs and only then stores. Another
+ * vCPU can translate the old bytes in between, and that TB outlives the
+ * store: plain MTTCG fails torture's xmc test this way. The writer records
+ * the page here before its store; the store precedes anything the writer
+ * publishes afterwards, so every vCPU that serialises after seeing that
+ * invalidates the page again, and translates the new bytes.
+ */
+
+#define CODE_WRITES 1024
+static struct {
+    ram_addr_t page;
+    uint64_t seq;           /* n + 1 once entry n is written */
+} code_writes[CODE_WRITES];
+static uint64_t code_writes_count;
+
+void mixed_code_written(ram_addr_t addr)
+{
+    uint64_t n;
+
+    if (!mixed_state()->code_sync) {
+        return;
+    }
+    n = qatomic_fetch_inc(&code_writes_count);
+    qatomic_set(&code_writes[n % CODE_WRITES].page, addr & TARGET_PAGE_MASK);
+    qatomic_store_release(&code_writes[n % CODE_WRITES].seq, n + 1);
+}
+
+/* Returns how many pages it invalidated (again). */
+static uint64_t code_writes_sync(CPUState *cpu)
+{
+    AccelCPUState *mv = cpu->accel;
+    uint64_t end = qatomic_read(&code_writes_count), n;
+
+    if (end - mv->code_writes_seen > CODE_WRITES / 2) {
+        /* Too many to replay before the ring wraps: empty the code cache. */
+        tb_flush(cpu);
+        n = end - mv->code_writes_seen;
+        mv->code_writes_seen = end;
+        return n;
+    }
+    for (n = mv->code_writes_seen; n < end; n++) {
+        uint64_t i = n % CODE_WRITES;
+        ram_addr_t page;
+
+        if (qatomic_load_acquire(&code_writes[i].seq) != n + 1) {
+            break;  /* still being recorded: its store has not landed */
+        }
+        page = qatomic_read(&code_writes[i].page);
+        tb_invalidate_phys_range(page, page + TARGET_PAGE_SIZE - 1);
+    }
+    end = n;
+    n = end - mv->code_writes_seen;
+    mv->code_writes_seen = end;
+    return n;
 }
 
 /* ------------------------------------------------------------------------
@@ -240,6 +311,9 @@ void mixed_code_sync(CPUState *cpu)
 
     if (!mixed_state()->code_sync) {
         return;
+    }
+    if (qatomic_read(&code_writes_count) != mv->code_writes_seen) {
+        mv->code_pages_invalidated += code_writes_sync(cpu);
     }
     if (qatomic_load_acquire(&kvm_runners) == 0) {
         leaves = qatomic_read(&kvm_leaves);

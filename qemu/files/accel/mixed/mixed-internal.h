@@ -117,6 +117,7 @@ struct AccelCPUState {
     uint64_t code_syncs;        /* reads of KVM's dirty log (mixed-coherence.c) */
     uint64_t code_pages_invalidated;
     int64_t code_sync_ns;
+    uint64_t code_writes_seen;  /* TCG code writes this vCPU re-invalidated */
     uint64_t *code_log;         /* this vCPU's buffer for KVM's dirty bitmaps */
     size_t code_log_words;
     MixedvmKvmStats *kvm_stats; /* KVM's binary stats of this vCPU, or NULL */

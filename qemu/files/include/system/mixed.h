@@ -46,10 +46,20 @@ static inline void mixed_guest_tlb_flushed(void)
  * mixed_tcg_serialize: a TCG vCPU is at a serialising point (interrupt or
  * exception delivery, IRET, CPUID, MOV to CR, WRMSR): invalidate the TBs of
  * pages KVM vCPUs wrote, so that the vCPU fetches modified code afresh.
+ * mixed_tcg_code_written: a TCG store is about to modify a page with TBs
+ * (notdirty_write, which invalidates before the store lands).
  */
 #if defined(CONFIG_MIXEDVM) && !defined(CONFIG_USER_ONLY)
 void mixed_code_page_translating(ram_addr_t page);
 void mixed_code_sync(CPUState *cpu);
+void mixed_code_written(ram_addr_t addr);
+
+static inline void mixed_tcg_code_written(ram_addr_t addr)
+{
+    if (mixed_enabled()) {
+        mixed_code_written(addr);
+    }
+}
 
 static inline void mixed_tcg_translating(ram_addr_t page)
 {
@@ -65,6 +75,10 @@ static inline void mixed_tcg_serialize(CPUState *cpu)
     }
 }
 #else
+static inline void mixed_tcg_code_written(ram_addr_t addr)
+{
+}
+
 static inline void mixed_tcg_translating(ram_addr_t page)
 {
 }

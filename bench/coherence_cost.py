@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""What code coherence costs: each read of KVM's dirty log, and an NPB kernel with it on and off.
+
+    bench/coherence_cost.py [--kernel cg] [--class A] [--reps 2] [--json FILE]
+
+Runs the NPB kernel in the 4-vCPU guest under -accel mixed,policy=kvm-only, where every
+kernel entry of a vCPU is a move to TCG and back (PVM), so TCG vCPUs reach serialising
+points (interrupt delivery, IRET, moves into TCG) as often as a real mixed guest does.
+QEMU's mixed_code_sync trace event records each sync's duration and the pages whose
+translations it invalidated. Then the same run with -accel mixed,x-code-sync=off gives
+the end-to-end price. (x-code-sync=off is safe for NPB: it does not modify code.)
+Needs /dev/kvm and a built tree (tools/mixedvm build image).
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from mixedvm_vm import Guest  # noqa: E402
+
+SYNC = re.compile(r"mixed_code_sync vCPU (\d+) read (\d+) dirty logs, invalidated the TBs of "
+                  r"(\d+) pages in (\d+) ns")
+NPB = re.compile(r"Time in seconds =\s+([0-9.]+).*?Verification\s+=\s+(\w+)", re.S)
+
+
+def artifact(name):
+    return subprocess.run([os.path.join(ROOT, "tools", "mixedvm"), "path", name],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def run(kernel, cls, accel, trace=None):
+    extra = ["-trace", "mixed_code_sync", "-D", trace] if trace else []
+    g = Guest(f"bench-coherence-{kernel}", artifact("qemu"), artifact("kernel"),
+              artifact("initrd"), smp=4, memory="2G", accel=accel,
+              cmd=f"npb_{kernel} --class {cls} --threads 4", extra_args=extra)
+    g.start()
+    try:
+        g.wait_end(timeout=1800)
+        m = NPB.search(g.serial())
+    finally:
+        g.stop()
+    if not m or m.group(2) != "SUCCESSFUL":
+        sys.exit(f"coherence_cost: {kernel} did not verify under {accel}")
+    return float(m.group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernel", default="cg")
+    ap.add_argument("--class", dest="cls", default="A")
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--json", help="write the figures here too")
+    args = ap.parse_args()
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("coherence_cost: /dev/kvm is not available; nothing to measure", file=sys.stderr)
+        return 77
+    trace = tempfile.NamedTemporaryFile(prefix="mixed-trace-", suffix=".log", delete=False).name
+    on = [run(args.kernel, args.cls, "mixed,policy=kvm-only", trace)]
+    with open(trace) as f:
+        syncs = [tuple(int(x) for x in m.group(2, 3, 4)) for m in SYNC.finditer(f.read())]
+    os.unlink(trace)
+    on += [run(args.kernel, args.cls, "mixed,policy=kvm-only") for _ in range(args.reps - 1)]
+    off = [run(args.kernel, args.cls, "mixed,policy=kvm-only,x-code-sync=off")
+           for _ in range(args.reps)]
+    ns = [s[2] for s in syncs]
+    r = {"kernel": args.kernel, "class": args.cls, "syncs": len(syncs),
+         "sync_p50_us": pct(ns, 50) / 1e3 if ns else None,
+         "sync_p99_us": pct(ns, 99) / 1e3 if ns else None,
+         "sync_mean_us": statistics.mean(ns) / 1e3 if ns else None,
+         "syncs_per_npb_s": len(syncs) / on[0],
+         "pages_invalidated": sum(s[1] for s in syncs),
+         "npb_s_on": on, "npb_s_off": off,
+         "overhead_pct": 100 * (statistics.mean(on) / statistics.mean(off) - 1)}
+    print(f"{args.kernel.upper()} class {args.cls}, policy=kvm-only: {r['syncs']} syncs "
+          f"({r['syncs_per_npb_s']:.0f}/s), p50 {r['sync_p50_us']:.1f} us, "
+          f"p99 {r['sync_p99_us']:.1f} us, {r['pages_invalidated']} pages invalidated")
+    print(f"NPB time with x-code-sync=on: {', '.join(f'{t:.2f}' for t in on)} s; off: "
+          f"{', '.join(f'{t:.2f}' for t in off)} s; overhead {r['overhead_pct']:+.1f}%")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
