@@ -16,22 +16,16 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from mixedvm_vm import Guest  # noqa: E402
+from mixedvm_vm import built_guest  # noqa: E402
 
 SYNC = re.compile(r"mixed_code_sync vCPU (\d+) read (\d+) dirty logs, invalidated the TBs of "
                   r"(\d+) pages in (\d+) ns")
 NPB = re.compile(r"Time in seconds =\s+([0-9.]+).*?Verification\s+=\s+(\w+)", re.S)
-
-
-def artifact(name):
-    return subprocess.run([os.path.join(ROOT, "tools", "mixedvm"), "path", name],
-                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def pct(values, p):
@@ -41,8 +35,7 @@ def pct(values, p):
 
 def run(kernel, cls, accel, trace=None):
     extra = ["-trace", "mixed_code_sync", "-D", trace] if trace else []
-    g = Guest(f"bench-coherence-{kernel}", artifact("qemu"), artifact("kernel"),
-              artifact("initrd"), smp=4, memory="2G", accel=accel,
+    g = built_guest(f"bench-coherence-{kernel}", smp=4, memory="2G", accel=accel,
               cmd=f"npb_{kernel} --class {cls} --threads 4", extra_args=extra)
     g.start()
     try:

@@ -15,20 +15,14 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from mixedvm_vm import Guest  # noqa: E402
+from mixedvm_vm import built_guest  # noqa: E402
 
 MOVE = re.compile(r"mixed_move vCPU (\d+) -> (\w+) in (\d+) ns \(get (\d+), put (\d+), flush (\d+)\)")
-
-
-def artifact(name):
-    return subprocess.run([os.path.join(ROOT, "tools", "mixedvm"), "path", name],
-                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def pct(values, p):
@@ -47,8 +41,7 @@ def main():
     trace = tempfile.NamedTemporaryFile(prefix="mixed-trace-", suffix=".log", delete=False).name
     iterations = int(args.seconds * 3e8)
     cmd = " & ".join(f"spinrate --cpu {c} --iterations {iterations}" for c in range(4)) + " & wait"
-    g = Guest("bench-move-latency", artifact("qemu"), artifact("kernel"), artifact("initrd"),
-              smp=4, accel="mixed,kvm-cpus=0-3", cmd=cmd,
+    g = built_guest("bench-move-latency", smp=4, accel="mixed,kvm-cpus=0-3", cmd=cmd,
               extra_args=["-trace", "mixed_move", "-D", trace])
     g.start()
     try:

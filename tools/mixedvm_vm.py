@@ -103,6 +103,23 @@ class Qmp:
             pass
 
 
+def artifact(name):
+    """Path of a built artifact (qemu, kernel, initrd): $MIXEDVM_<NAME>, else `tools/mixedvm path`."""
+    env = os.environ.get("MIXEDVM_" + name.upper())
+    if env:
+        return env
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mixedvm")
+    out = subprocess.run([tool, "path", name], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise VmError(f"cannot locate {name}: {out.stderr.strip()} (run tools/mixedvm build image)")
+    return out.stdout.strip()
+
+
+def built_guest(name, **kwargs):
+    """A Guest running this tree's QEMU, kernel and initrd."""
+    return Guest(name, artifact("qemu"), artifact("kernel"), artifact("initrd"), **kwargs)
+
+
 class Guest:
     """One QEMU process running the mixedvm guest image."""
 

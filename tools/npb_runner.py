@@ -34,18 +34,11 @@ import time
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
-from mixedvm_vm import Guest, VmError  # noqa: E402
+from mixedvm_vm import VmError, built_guest  # noqa: E402
 
 KERNELS = ["ep", "is", "cg", "mg", "ft"]
 REPORT = re.compile(r"Time in seconds =\s+([0-9.]+).*?Mop/s total\s+=\s+([0-9.]+).*?"
                     r"Verification\s+=\s+(\w+)", re.S)
-
-
-def artifact(name):
-    out = subprocess.run([os.path.join(TOOLS, "mixedvm"), "path", name], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"npb_runner: {out.stderr.strip()} (run tools/mixedvm build image first)")
-    return out.stdout.strip()
 
 
 def configs_for(vcpus, names):
@@ -86,8 +79,7 @@ def run_native(kernel, cls, vcpus):
 
 
 def run_guest(kernel, cls, vcpus, accel, timeout):
-    g = Guest(f"npb-{kernel}", artifact("qemu"), artifact("kernel"), artifact("initrd"), smp=vcpus,
-              memory="2G", accel=accel, cmd=f"npb_{kernel} --class {cls} --threads {vcpus}")
+    g = built_guest(f"npb-{kernel}", smp=vcpus, memory="2G", accel=accel, cmd=f"npb_{kernel} --class {cls} --threads {vcpus}")
     t0 = time.monotonic()
     rec = {}
     telemetry = None

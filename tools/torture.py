@@ -28,7 +28,7 @@ import time
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TOOLS)
-from mixedvm_vm import Guest, VmError  # noqa: E402
+from mixedvm_vm import VmError, built_guest  # noqa: E402
 
 TESTS = ["xmc", "ptchurn", "atomics", "splitlock", "clock", "ipi", "shootdown"]
 
@@ -42,18 +42,6 @@ NEGATIVE_CONTROL = {
     "clock": "x-tsc-sync",
     "ipi": "x-event-exit",
 }
-
-
-def artifact(name):
-    env = os.environ.get("MIXEDVM_" + name.upper())
-    if env:
-        return env
-    import subprocess
-    out = subprocess.run([os.path.join(TOOLS, "mixedvm"), "path", name], capture_output=True,
-                         text=True)
-    if out.returncode != 0:
-        raise VmError(f"cannot locate {name}: {out.stderr.strip()} (run tools/mixedvm build image)")
-    return out.stdout.strip()
 
 
 class Storm(threading.Thread):
@@ -103,8 +91,7 @@ def run_once(tests, seconds, rate, accel_opts, name, seed=1, timeout=None):
     """One guest, one `torture` command under a storm. Returns a result dict."""
     accel = "mixed" + (f",{accel_opts}" if accel_opts else "")
     cmd = f"torture --seconds {seconds} {' '.join(tests)}"
-    g = Guest(name, artifact("qemu"), artifact("kernel"), artifact("initrd"), smp=4,
-              accel=accel, cmd=cmd)
+    g = built_guest(name, smp=4, accel=accel, cmd=cmd)
     res = {"tests": tests, "accel": accel, "seconds": seconds, "log_dir": g.dir}
     storm = None
     timeout = timeout or 90 + len(tests) * (3 * seconds + 40)

@@ -6,34 +6,21 @@ Exit codes follow meson: 0 pass, 1 fail, 77 skip (always with a printed reason).
 """
 import os
 import shutil
-import subprocess
 import sys
 import traceback
 
 ROOT = os.environ.get("MIXEDVM_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-from mixedvm_vm import Guest as _Guest, Qmp, QmpError, VmError  # noqa: E402,F401
+from mixedvm_vm import Qmp, QmpError, VmError, artifact, built_guest  # noqa: E402,F401
 
 SKIP = 77
 TestFailure = VmError
 
 
-def artifact(name):
-    """Path of a built artifact: qemu, kernel or initrd (env first, then tools/mixedvm path)."""
-    env = os.environ.get("MIXEDVM_" + name.upper())
-    if env:
-        return env
-    out = subprocess.run([os.path.join(ROOT, "tools", "mixedvm"), "path", name],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise TestFailure(f"cannot locate {name}: {out.stderr.strip()} (run tools/mixedvm build image)")
-    return out.stdout.strip()
-
-
 def Guest(name, **kwargs):
     """A Guest running the built QEMU, kernel and initrd."""
-    return _Guest(name, artifact("qemu"), artifact("kernel"), artifact("initrd"), **kwargs)
+    return built_guest(name, **kwargs)
 
 
 def keep_logs(guest):
