@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """What code coherence costs: each read of KVM's dirty log, and an NPB kernel with it on and off.
 
-    bench/coherence_cost.py [--kernel cg] [--class A] [--reps 2] [--json FILE]
+    bench/coherence_cost.py [--kernel cg] [--class A] [--reps 3] [--json FILE]
 
 Runs the NPB kernel in the 4-vCPU guest under -accel mixed,policy=kvm-only, where every
 kernel entry of a vCPU is a move to TCG and back (PVM), so TCG vCPUs reach serialising
 points (interrupt delivery, IRET, moves into TCG) as often as a real mixed guest does.
 QEMU's mixed_code_sync trace event records each sync's duration and the pages whose
 translations it invalidated. Then the same run with -accel mixed,x-code-sync=off gives
-the end-to-end price. (x-code-sync=off is safe for NPB: it does not modify code.)
+the end-to-end price, from untraced runs alternating on and off. (x-code-sync=off is
+safe for NPB: it does not modify code.)
 Needs /dev/kvm and a built tree (tools/mixedvm build image).
 """
 import argparse
@@ -23,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from mixedvm_vm import built_guest  # noqa: E402
 
+MEMORY = os.environ.get("MIXEDVM_BENCH_MEMORY", "2G")
 SYNC = re.compile(r"mixed_code_sync vCPU (\d+) read (\d+) dirty logs, invalidated the TBs of "
                   r"(\d+) pages in (\d+) ns")
 NPB = re.compile(r"Time in seconds =\s+([0-9.]+).*?Verification\s+=\s+(\w+)", re.S)
@@ -35,7 +37,7 @@ def pct(values, p):
 
 def run(kernel, cls, accel, trace=None):
     extra = ["-trace", "mixed_code_sync", "-D", trace] if trace else []
-    g = built_guest(f"bench-coherence-{kernel}", smp=4, memory="2G", accel=accel,
+    g = built_guest(f"bench-coherence-{kernel}", smp=4, memory=MEMORY, accel=accel,
               cmd=f"npb_{kernel} --class {cls} --threads 4", extra_args=extra)
     g.start()
     try:
@@ -52,26 +54,28 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernel", default="cg")
     ap.add_argument("--class", dest="cls", default="A")
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         print("coherence_cost: /dev/kvm is not available; nothing to measure", file=sys.stderr)
         return 77
     trace = tempfile.NamedTemporaryFile(prefix="mixed-trace-", suffix=".log", delete=False).name
-    on = [run(args.kernel, args.cls, "mixed,policy=kvm-only", trace)]
+    traced = run(args.kernel, args.cls, "mixed,policy=kvm-only", trace)
     with open(trace) as f:
         syncs = [tuple(int(x) for x in m.group(2, 3, 4)) for m in SYNC.finditer(f.read())]
     os.unlink(trace)
-    on += [run(args.kernel, args.cls, "mixed,policy=kvm-only") for _ in range(args.reps - 1)]
-    off = [run(args.kernel, args.cls, "mixed,policy=kvm-only,x-code-sync=off")
-           for _ in range(args.reps)]
+    # Untraced, alternating, so that drift on the host hits both alike.
+    on, off = [], []
+    for _ in range(args.reps):
+        on.append(run(args.kernel, args.cls, "mixed,policy=kvm-only"))
+        off.append(run(args.kernel, args.cls, "mixed,policy=kvm-only,x-code-sync=off"))
     ns = [s[2] for s in syncs]
     r = {"kernel": args.kernel, "class": args.cls, "syncs": len(syncs),
          "sync_p50_us": pct(ns, 50) / 1e3 if ns else None,
          "sync_p99_us": pct(ns, 99) / 1e3 if ns else None,
          "sync_mean_us": statistics.mean(ns) / 1e3 if ns else None,
-         "syncs_per_npb_s": len(syncs) / on[0],
+         "syncs_per_npb_s": len(syncs) / traced,
          "pages_invalidated": sum(s[1] for s in syncs),
          "npb_s_on": on, "npb_s_off": off,
          "overhead_pct": 100 * (statistics.mean(on) / statistics.mean(off) - 1)}

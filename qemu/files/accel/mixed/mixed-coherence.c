@@ -300,7 +300,7 @@ static uint64_t code_log_stale_pages(const CodeLogSlot *slot,
     return n;
 }
 
-void mixed_code_sync(CPUState *cpu)
+static void code_sync(CPUState *cpu)
 {
     AccelCPUState *mv = cpu->accel;
     CodeLog log = { .mv = mv };
@@ -309,9 +309,7 @@ void mixed_code_sync(CPUState *cpu)
     int64_t t0;
     int i;
 
-    if (!mixed_state()->code_sync) {
-        return;
-    }
+    mv->code_synced_insns = cpu->neg.mixed_tcg_insns;
     if (qatomic_read(&code_writes_count) != mv->code_writes_seen) {
         mv->code_pages_invalidated += code_writes_sync(cpu);
     }
@@ -356,6 +354,28 @@ void mixed_code_sync(CPUState *cpu)
     mv->code_sync_ns += mixed_now_ns() - t0;
     trace_mixed_code_sync(cpu->cpu_index, log.nslots, invalidated,
                           mixed_now_ns() - t0);
+}
+
+/*
+ * A serialising point. A vCPU that has not run a guest instruction since its
+ * last sync cannot have seen anything newer than that sync did: on PVM every
+ * kernel entry is a move into TCG followed at once by the event's delivery,
+ * and only the first of the two needs to read the log.
+ */
+void mixed_code_sync(CPUState *cpu)
+{
+    if (mixed_state()->code_sync &&
+        cpu->neg.mixed_tcg_insns != cpu->accel->code_synced_insns) {
+        code_sync(cpu);
+    }
+}
+
+/* A move into TCG: the vCPU ran on KVM, which the TCG count does not see. */
+void mixed_code_sync_moved(CPUState *cpu)
+{
+    if (mixed_state()->code_sync) {
+        code_sync(cpu);
+    }
 }
 
 /* At start-up: the log this design relies on. */

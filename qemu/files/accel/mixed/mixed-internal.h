@@ -118,6 +118,7 @@ struct AccelCPUState {
     uint64_t code_pages_invalidated;
     int64_t code_sync_ns;
     uint64_t code_writes_seen;  /* TCG code writes this vCPU re-invalidated */
+    uint64_t code_synced_insns; /* neg.mixed_tcg_insns at the last sync */
     uint64_t *code_log;         /* this vCPU's buffer for KVM's dirty bitmaps */
     size_t code_log_words;
     MixedvmKvmStats *kvm_stats; /* KVM's binary stats of this vCPU, or NULL */
@@ -134,6 +135,7 @@ void mixed_x86_read_tsc_offset(CPUState *cpu);
 bool mixed_x86_check_cpu(CPUState *cpu, Error **errp);
 
 /* mixed-coherence.c: code written on KVM, executed on TCG */
+void mixed_code_sync_moved(CPUState *cpu);
 void mixed_code_kvm_entering(void);
 void mixed_code_kvm_left(void);
 bool mixed_code_check_host(MixedState *s, Error **errp);

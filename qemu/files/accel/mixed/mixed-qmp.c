@@ -63,6 +63,7 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
         v->code_syncs = mv->code_syncs;
         v->code_sync_ns = mv->code_sync_ns;
         v->code_pages_invalidated = mv->code_pages_invalidated;
+        v->tcg_insns = qatomic_read(&cpu->neg.mixed_tcg_insns);
         mixed_vcpu_times(cpu, now, &v->kvm_ns, &v->tcg_ns, &v->tcg_user_ns);
         if (mv->has_last_move) {
             v->last_move = QAPI_CLONE(VcpuAccelMove, &mv->last_move);

@@ -559,7 +559,7 @@ void mixed_x86_kvm_to_tcg(CPUState *cs, VcpuAccelMove *t, Error **errp)
     tlb_flush(cs);
     tcg_flush_jmp_cache(cs);
     /* ...and maybe code: a move into TCG serialises, like an interrupt. */
-    mixed_code_sync(cs);
+    mixed_code_sync_moved(cs);
 
     t->get_ns = t1 - t0;
     t->put_ns = t2 - t1;
