@@ -143,6 +143,10 @@ MixedvmScheduler* mixedvm_sched_new(const char* policy, const char* params, unsi
 
 void mixedvm_sched_free(MixedvmScheduler* s) noexcept { delete s; }
 
+void mixedvm_sched_set_kvm_user_ips(MixedvmScheduler* s, double ips) noexcept {
+  s->scheduler.SetKvmUserIps(ips);
+}
+
 bool mixedvm_sched_set_policy(MixedvmScheduler* s, const char* policy, const char* params,
                               char* err, size_t errlen) noexcept {
   return Guarded(err, errlen, [&] {

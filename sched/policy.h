@@ -27,6 +27,7 @@ struct VcpuPeriod {
   double kvm_s = 0;                 // executing on KVM
   double tcg_s = 0;                 // executing on TCG
   double tcg_user_s = 0;            // the part of tcg_s in guest user mode
+  uint64_t tcg_insns = 0;           // guest instructions TCG ran: its progress there
   uint64_t moves = 0;               // backend switches (including automatic ones)
   double move_s = 0;                // time those switches took
   uint64_t kernel_entries = 0;      // guest kernel entries that left KVM (PVM)
@@ -37,6 +38,7 @@ struct VcpuPeriod {
 struct HostInfo {
   bool kvm_runs_kernel = false;     // VT-x/AMD-V; false on PVM
   unsigned nvcpus = 0;
+  double kvm_user_ips = 0;          // KVM's native user-mode instruction rate; 0 = unknown
 };
 
 // A tunable: name, current value, bounds, one line of documentation.

@@ -136,6 +136,7 @@ unsigned Scheduler::Decide(std::span<const MixedvmVcpuSample> samples, std::span
     p.kvm_s = double(b.kvm_ns - a.kvm_ns) / 1e9;
     p.tcg_s = double(b.tcg_ns - a.tcg_ns) / 1e9;
     p.tcg_user_s = double(b.tcg_user_ns - a.tcg_user_ns) / 1e9;
+    p.tcg_insns = b.tcg_insns - a.tcg_insns;
     p.moves = b.moves - a.moves;
     p.move_s = double(b.move_ns - a.move_ns) / 1e9;
     p.kernel_entries = b.kernel_entries - a.kernel_entries;

@@ -23,6 +23,7 @@ class Scheduler {
 
   // Writers: one thread at a time (QEMU: main loop, BQL held).
   void SetPolicy(std::unique_ptr<Policy> policy);
+  void SetKvmUserIps(double ips) { host_.kvm_user_ips = ips; }
   Policy& policy() { return *policy_; }
   // Runs one period; fills out with the placement; returns how many changed.
   unsigned Decide(std::span<const MixedvmVcpuSample> samples, std::span<Backend> out);

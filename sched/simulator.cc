@@ -14,7 +14,9 @@ SimResult Simulate(const HostModel& host, const std::vector<Phase>& phases,
   r.tcg_user_s.assign(n, 0);
   r.move_s.assign(n, 0);
   r.moves.assign(n, 0);
+  r.tcg_insns.assign(n, 0);
   Scheduler sched(std::move(policy), initial, host.kvm_runs_kernel);
+  sched.SetKvmUserIps(host.native_ips);
   std::vector<MixedvmVcpuSample> samples(n);
   std::vector<Backend> placed = initial;
   double now = 0;
@@ -25,6 +27,7 @@ SimResult Simulate(const HostModel& host, const std::vector<Phase>& phases,
       s.kvm_ns = uint64_t(r.kvm_s[i] * 1e9);
       s.tcg_ns = uint64_t(r.tcg_s[i] * 1e9);
       s.tcg_user_ns = uint64_t(r.tcg_user_s[i] * 1e9);
+      s.tcg_insns = r.tcg_insns[i];
       s.move_ns = uint64_t(r.move_s[i] * 1e9);
       s.moves = r.moves[i];
       s.running = MixedvmBackend(placed[i]);
@@ -62,6 +65,7 @@ SimResult Simulate(const HostModel& host, const std::vector<Phase>& phases,
         r.kvm_s[i] += work * kvm;
         r.tcg_s[i] += work * tcg;
         r.tcg_user_s[i] += work * tcg_user;
+        r.tcg_insns[i] += uint64_t(work * tcg * host.native_ips / b.tcg_slowdown);
         r.move_s[i] += work * move;
         r.moves[i] += uint64_t(work * moves + 0.5);
       }

@@ -26,6 +26,9 @@ struct Phase {
 struct HostModel {
   bool kvm_runs_kernel = false;   // PVM: kernel code always runs on TCG
   double move_latency_s = 60e-6;  // one move, either way (measured: docs/mixed.md)
+  // Native guest instructions per second; 0 = the policies get no instruction
+  // counts. TCG runs a vCPU's code at native_ips / its tcg_slowdown.
+  double native_ips = 0;
 };
 
 struct SimResult {
@@ -33,6 +36,7 @@ struct SimResult {
   double wall_s = 0;
   std::vector<double> work_s;      // user work done per vCPU, in native seconds
   std::vector<double> kvm_s, tcg_s, tcg_user_s, move_s;
+  std::vector<uint64_t> tcg_insns;
   std::vector<uint64_t> moves;     // backend switches
   uint64_t placement_changes = 0;
   std::vector<std::vector<Backend>> placements;  // per period

@@ -7,6 +7,8 @@
 //          --tcg-slowdown S     user code on TCG runs S times slower (default 10)
 //          --move-latency-us L  one move (default 60, measured: docs/mixed.md)
 //          --kvm-runs-kernel    model a VT-x/AMD-V host instead of PVM
+//          --native-ips R       give policies instruction counts: native code runs
+//                               R instructions/s, TCG R / slowdown (default 0: none)
 //
 // A trace comes from -accel mixed,trace-file=FILE: cumulative counters per vCPU
 // per period. For each period in which a vCPU was placed on KVM, the trace says
@@ -57,8 +59,9 @@ std::vector<Phase> PhasesFromTrace(const std::string& path, double tcg_slowdown,
     std::string field;
     std::vector<std::string> f;
     while (std::getline(ss, field, ',')) f.push_back(field);
-    // Traces before tcg_user_ns was recorded have 9 columns; the model needs only those.
-    if (f.size() != 9 && f.size() != 10) Die("bad trace line: " + line);
+    // Older traces lack tcg_user_ns and tcg_insns (9 or 10 columns); the model
+    // needs only the first 9.
+    if (f.size() < 9 || f.size() > 11) Die("bad trace line: " + line);
     Row r;
     r.now_ns = std::stoull(f[0]);
     const int vcpu = std::stoi(f[1]);
@@ -122,7 +125,7 @@ std::vector<Phase> Scenario(const std::string& name, double slowdown) {
 
 int main(int argc, char** argv) {
   std::string trace, scenario, policies_arg;
-  double slowdown = 10, latency_us = 60, period_s = 0.1;
+  double slowdown = 10, latency_us = 60, period_s = 0.1, native_ips = 0;
   bool kvm_runs_kernel = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -136,10 +139,12 @@ int main(int argc, char** argv) {
     else if (a == "--tcg-slowdown") slowdown = std::atof(value().c_str());
     else if (a == "--move-latency-us") latency_us = std::atof(value().c_str());
     else if (a == "--kvm-runs-kernel") kvm_runs_kernel = true;
+    else if (a == "--native-ips") native_ips = std::atof(value().c_str());
     else Die("unknown option " + a + " (see the comment at the top of tools/mixedvm_sim.cc)");
   }
   if (trace.empty() == scenario.empty()) Die("give --trace FILE or --scenario NAME");
-  if (!(slowdown >= 1) || !(latency_us > 0)) Die("--tcg-slowdown must be >= 1 and --move-latency-us > 0");
+  if (!(slowdown >= 1) || !(latency_us > 0) || !(native_ips >= 0))
+    Die("--tcg-slowdown must be >= 1, --move-latency-us > 0 and --native-ips >= 0");
 
   const std::vector<Phase> phases =
       trace.empty() ? Scenario(scenario, slowdown) : PhasesFromTrace(trace, slowdown, &period_s);
@@ -154,7 +159,7 @@ int main(int argc, char** argv) {
     }
   }
   const size_t n = phases.front().vcpus.size();
-  const mixedvm::HostModel host{kvm_runs_kernel, latency_us * 1e-6};
+  const mixedvm::HostModel host{kvm_runs_kernel, latency_us * 1e-6, native_ips};
   std::vector<mixedvm::SimResult> results(names.size());
   // Policies are independent: one task each.
   tbb::parallel_for(size_t(0), names.size(), [&](size_t k) {

@@ -32,6 +32,7 @@ typedef struct MixedvmVcpuSample {
     uint64_t kvm_exits;         /* KVM exits of any kind (binary stats fd) */
     MixedvmBackend running;     /* where it executes now */
     uint64_t tcg_user_ns;       /* part of tcg_ns spent in guest user mode */
+    uint64_t tcg_insns;         /* guest instructions executed on TCG */
 } MixedvmVcpuSample;
 
 typedef struct MixedvmScheduler MixedvmScheduler;
@@ -54,6 +55,12 @@ MixedvmScheduler *mixedvm_sched_new(const char *policy, const char *params,
                                     bool kvm_runs_kernel,
                                     char *err, size_t errlen) MIXEDVM_NOEXCEPT;
 void mixedvm_sched_free(MixedvmScheduler *s) MIXEDVM_NOEXCEPT;
+/*
+ * How many guest user-mode instructions per second KVM runs natively on this
+ * host (the start-up probe's CPL3 loop: 2 instructions per loop), so that
+ * policies can compare a vCPU's progress on both backends. 0 = unknown.
+ */
+void mixedvm_sched_set_kvm_user_ips(MixedvmScheduler *s, double ips) MIXEDVM_NOEXCEPT;
 
 /* Switch policy at runtime (QMP). On failure the old policy stays. */
 bool mixedvm_sched_set_policy(MixedvmScheduler *s, const char *policy,

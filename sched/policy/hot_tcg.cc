@@ -20,17 +20,26 @@
 // Every cost is measured on the running host: move latency and time on each
 // backend come from the vCPU's own counters.
 //
+// Progress. Time alone would send a vCPU to TCG whose user code TCG runs
+// far slower than KVM (floating point: 10x and more), although it gets more
+// done on KVM even with its moves. So heat is a necessary condition, not a
+// sufficient one: a hot vCPU leaves KVM only if it would progress faster on
+// TCG. On TCG it would get its KVM time plus the time its moves took, at
+// its TCG instruction rate (guest instructions per TCG second, counted by
+// TCG and remembered from its last stretch there); on KVM it got its KVM
+// time at KVM's native rate (the start-up probe's user-mode loop, a
+// best-case rate, which leans towards keeping vCPUs on KVM). Without both
+// rates, heat decides alone.
+//
 // Wins: mixed workloads, where compute threads and I/O or syscall threads
 // sit on different vCPUs: the compute gets native speed, and the rest
 // avoids paying two moves per kernel entry. Phase changes are followed
 // within a few periods.
 // Loses: a vCPU that alternates faster than the period (heat averages out),
 // and very short trials on PVM, which pay a move per kernel entry while they
-// last. Heat does not weigh how much slower TCG runs this vCPU's user code:
-// TCG has no per-vCPU progress counter short of icount, so a kernel-heavy
-// vCPU whose user code is floating point (10x slower on TCG) can be sent to
-// TCG although it would progress faster on KVM. A better version would
-// count guest instructions on both backends, or read the guest's run queue.
+// last. KVM's rate is the host's, not the vCPU's (no PMU in the guests this
+// runs on), and TCG's rate mixes the vCPU's kernel and user code, so the
+// progress comparison is an estimate.
 #include <algorithm>
 #include <vector>
 
@@ -69,9 +78,10 @@ class HotTcgPolicy final : public Policy {
       if (p.period_s <= 0) continue;
       if (p.placed == Backend::kKvm) {
         const double heat = std::clamp((p.tcg_s + p.move_s) / p.period_s, 0.0, 1.0);
+        const bool tcg_is_slower = ProgressesFasterOnKvm(host, p, st);
         if (st.on_trial) {
           st.on_trial = false;
-          if (heat < cold_) {
+          if (heat < cold_ || tcg_is_slower) {
             st.interval = probe_every_;   // it belongs on KVM
           } else {
             st.interval = std::min(st.interval * 2, probe_max_);
@@ -80,11 +90,16 @@ class HotTcgPolicy final : public Policy {
           }
           continue;
         }
-        if (heat > hot_ && p.periods_placed >= min_residency_) {
+        if (heat > hot_ && p.periods_placed >= min_residency_ && !tcg_is_slower) {
           st.wait = st.interval;
           candidates.push_back({i, Backend::kTcg, heat});
         }
-      } else if (p.periods_placed >= min_residency_) {
+      } else {
+        if (p.tcg_s >= kMinRateSample && p.tcg_insns > 0) {
+          const double rate = double(p.tcg_insns) / p.tcg_s;
+          st.tcg_ips = st.tcg_ips > 0 ? 0.7 * st.tcg_ips + 0.3 * rate : rate;
+        }
+        if (p.periods_placed < min_residency_) continue;
         // Where KVM runs only user mode, a vCPU's heat on KVM is at least its
         // kernel share of TCG time: the kernel work stays on TCG, and KVM can
         // only shrink the user part and add moves. A vCPU already hotter than
@@ -110,8 +125,19 @@ class HotTcgPolicy final : public Policy {
     double wait;            // periods until the next trial on KVM
     double interval = 0;    // current interval between trials
     bool on_trial = false;
+    double tcg_ips = 0;     // its guest instructions per second on TCG; 0 = unknown
     explicit VcpuState(double every) : wait(every), interval(every) {}
   };
+
+  // Seconds of TCG time in a period below which its rate is too noisy to keep.
+  static constexpr double kMinRateSample = 0.01;
+
+  // Would this vCPU, hot on KVM, get less done on TCG? (See "Progress".)
+  static bool ProgressesFasterOnKvm(const HostInfo& host, const VcpuPeriod& p,
+                                    const VcpuState& st) {
+    if (host.kvm_user_ips <= 0 || st.tcg_ips <= 0) return false;
+    return p.kvm_s * host.kvm_user_ips > (p.kvm_s + p.move_s) * st.tcg_ips;
+  }
 
   double hot_ = 0.6;
   double cold_ = 0.3;

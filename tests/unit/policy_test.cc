@@ -114,6 +114,33 @@ TEST(HotTcg, NoTrialOnKvmForAVcpuWhoseTcgTimeProvesItHot) {
   EXPECT_EQ(hw.placements.back()[0], Backend::kKvm);
 }
 
+TEST(HotTcg, KeepsOnKvmAVcpuThatIsHotButProgressesFasterThere) {
+  // Half kernel work, 8000 entries/s, user code 20x slower on TCG (floating
+  // point). On KVM its heat is (1 + 0.96) / 2.96 = 0.66, above hot; yet a unit
+  // of its work takes 2.96 s on KVM against 21 s on TCG.
+  const Behavior fp_syscalls{0.5, 8000, 20};
+  HostModel counted = kPvm;
+  counted.native_ips = 4e9;
+  auto by_time = Simulate(kPvm, {Steady(30, {fp_syscalls})}, MakePolicy("hot-tcg"),
+                          All(1, Backend::kTcg));
+  auto by_progress = Simulate(counted, {Steady(30, {fp_syscalls})}, MakePolicy("hot-tcg"),
+                              All(1, Backend::kTcg));
+  EXPECT_EQ(by_time.placements.back()[0], Backend::kTcg) << "heat alone sends it back to TCG";
+  EXPECT_EQ(by_progress.placements.back()[0], Backend::kKvm)
+      << "its TCG instruction rate shows KVM gets more done";
+  EXPECT_GT(by_progress.work_s[0], 2 * by_time.work_s[0]);
+}
+
+TEST(HotTcg, ProgressDoesNotKeepASyscallVcpuOnKvm) {
+  // The syscall loop's user code runs about as fast on TCG (slow-down 3)
+  // while its moves dominate: the progress check agrees with heat.
+  HostModel counted = kPvm;
+  counted.native_ips = 4e9;
+  auto r = Simulate(counted, {Steady(10, {kSyscalls})}, MakePolicy("hot-tcg"),
+                    All(1, Backend::kKvm));
+  EXPECT_EQ(r.placements.back()[0], Backend::kTcg);
+}
+
 TEST(HotTcg, ResistsPingPong) {
   // The workload flips every period: a naive policy would move every period.
   std::vector<Phase> phases;

@@ -126,7 +126,7 @@
 // - ipi: a lost wakeup is counted only when a 1 s FUTEX_WAIT times out with the word
 //   already changed. A peer stalled for about a second (host overcommit, a paused VM) that
 //   answers exactly at the timeout would be miscounted; healthy answers take microseconds.
-// - clock: zero tolerance, as tsccheck. It assumes the guest's TSCs are synchronized
+// - clock: zero tolerance. It assumes the guest's TSCs are synchronized
 //   (one timeline, as mixedvm provides); a guest kernel that marks its TSC unstable still
 //   passes CLOCK_MONOTONIC through its fallback clocksource.
 // - xmc: the SDM leaves unsynchronized cross-modifying code implementation-specific; the

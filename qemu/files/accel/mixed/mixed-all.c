@@ -166,6 +166,7 @@ static void mixed_policy_tick(void *opaque)
         smp->kvm_ns = kvm_ns;
         smp->tcg_ns = tcg_ns;
         smp->tcg_user_ns = tcg_user_ns;
+        smp->tcg_insns = qatomic_read(&cpu->neg.mixed_tcg_insns);
         smp->moves = mv->moves;
         smp->move_ns = mv->move_ns;
         smp->kernel_entries = mv->kernel_entries;
@@ -185,11 +186,11 @@ static void mixed_policy_tick(void *opaque)
             MixedvmVcpuSample *smp = &samples[cpu->cpu_index];
 
             fprintf(s->trace, "%" PRIu64 ",%d,%s,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64
-                    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n", smp->now_ns, cpu->cpu_index,
-                    VcpuAccel_str(before[cpu->cpu_index]),
+                    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n", smp->now_ns,
+                    cpu->cpu_index, VcpuAccel_str(before[cpu->cpu_index]),
                     smp->running == MIXEDVM_BACKEND_KVM ? "kvm" : "tcg",
                     smp->kvm_ns, smp->tcg_ns, smp->moves, smp->move_ns,
-                    smp->kernel_entries, smp->tcg_user_ns);
+                    smp->kernel_entries, smp->tcg_user_ns, smp->tcg_insns);
         }
         fflush(s->trace);
     }
@@ -225,6 +226,7 @@ static bool mixed_start_scheduler(MachineState *ms, MixedState *s,
         error_setg(errp, "mixed: %s", err);
         return false;
     }
+    mixedvm_sched_set_kvm_user_ips(s->sched, s->kvm_user_ips);
     if (s->trace_file) {
         s->trace = fopen(s->trace_file, "w");
         if (!s->trace) {
@@ -233,7 +235,7 @@ static bool mixed_start_scheduler(MachineState *ms, MixedState *s,
             return false;
         }
         fprintf(s->trace, "now_ns,vcpu,placed,running,kvm_ns,tcg_ns,moves,"
-                "move_ns,kernel_entries,tcg_user_ns\n");
+                "move_ns,kernel_entries,tcg_user_ns,tcg_insns\n");
     }
     if (s->pin_mode != MIXEDVM_PIN_OFF) {
         s->pinner = mixedvm_pinner_new(s->pin_mode, NULL, n, err, sizeof(err));
@@ -270,6 +272,7 @@ static int mixed_init_machine(MachineState *ms)
         return -ENODEV;
     }
     s->kvm_runs_kernel = probe.kernel_code_native;
+    s->kvm_user_ips = 2 * probe.cpl3_loops_per_sec;    /* dec ecx; jnz */
     s->kvm_shadow_mmu = mixed_host_has_shadow_mmu();
     pstrcpy(s->kvm_probe, sizeof(s->kvm_probe), probe.summary);
     trace_mixed_probe(s->kvm_runs_kernel, s->kvm_probe);

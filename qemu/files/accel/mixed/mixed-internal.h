@@ -51,6 +51,7 @@ typedef struct MixedState {
 
     /* start-up probe of the host's KVM */
     bool kvm_runs_kernel;   /* false on PVM: only guest user mode on KVM */
+    double kvm_user_ips;    /* the probe's native user-mode instruction rate */
     char kvm_probe[200];
     bool kvm_shadow_mmu;    /* no EPT/NPT: KVM shadows guest page tables */
     uint64_t shadow_zapped_gen;   /* mixed_guest_tlb_gen at the last zap */
