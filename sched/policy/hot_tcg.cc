@@ -60,6 +60,7 @@ class HotTcgPolicy final : public Policy {
         {"budget", &budget_, 1, 1024, "placement changes per period, whole VM"},
         {"probe-every", &probe_every_, 1, 10000, "periods between trials of a TCG vCPU on KVM"},
         {"probe-max", &probe_max_, 1, 100000, "longest interval between trials"},
+        {"progress", &progress_, 0, 1, "1: leave KVM only where TCG gets more done; 0: heat alone"},
     };
   }
 
@@ -78,7 +79,7 @@ class HotTcgPolicy final : public Policy {
       if (p.period_s <= 0) continue;
       if (p.placed == Backend::kKvm) {
         const double heat = std::clamp((p.tcg_s + p.move_s) / p.period_s, 0.0, 1.0);
-        const bool tcg_is_slower = ProgressesFasterOnKvm(host, p, st);
+        const bool tcg_is_slower = progress_ >= 0.5 && ProgressesFasterOnKvm(host, p, st);
         if (st.on_trial) {
           st.on_trial = false;
           if (heat < cold_ || tcg_is_slower) {
@@ -145,6 +146,7 @@ class HotTcgPolicy final : public Policy {
   double budget_ = 2;
   double probe_every_ = 10;
   double probe_max_ = 160;
+  double progress_ = 1;
   std::vector<VcpuState> state_;
 };
 
