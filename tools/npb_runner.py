@@ -320,6 +320,10 @@ def report(results, configs, kernels, args, path):
                           capture_output=True, text=True).stdout.split("\n")
     lines += [f"Host: {host[0]} CPUs, {host[1].split(':')[-1].strip()}, Linux {host[2]}; "
               "KVM: see docs/mixed.md (PVM on this project's machines).", ""]
+    when = sorted(r["when"] for r in results if "when" in r)
+    if when:
+        lines += [f"Runs recorded from {when[0]} to {when[-1]}, one guest at a time; the "
+                  "runner resumes an interrupted matrix and re-runs only what is missing.", ""]
     names = [c for c, _ in configs]
     lines += ["## NPB time in seconds (mean of verified runs; status shown otherwise)", "",
               "| kernel | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
