@@ -325,7 +325,8 @@ def report(results, configs, kernels, args, path):
         lines += [f"Runs recorded from {when[0]} to {when[-1]}, one guest at a time; the "
                   "runner resumes an interrupted matrix and re-runs only what is missing.", ""]
     names = [c for c, _ in configs]
-    lines += ["## NPB time in seconds (mean of verified runs; status shown otherwise)", "",
+    lines += ["## NPB time in seconds (mean of verified runs, with the range when there are "
+              "several; status shown otherwise)", "",
               "| kernel | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for k in kernels:
         cells = []
@@ -333,7 +334,11 @@ def report(results, configs, kernels, args, path):
             rs = [r for r in results if r["config"] == c and r["kernel"] == k]
             t = mean_time(results, c, k)
             bad = [r["status"] for r in rs if r["status"] != "verified"]
-            cells.append((f"{t:.2f}" if t is not None else "—") + (f" ({'; '.join(bad)})" if bad else ""))
+            ts = sorted(r["seconds"] for r in rs if r["status"] == "verified")
+            cell = f"{t:.2f}" if t is not None else "—"
+            if len(ts) > 1:
+                cell += f" ({ts[0]:.2f}–{ts[-1]:.2f})"
+            cells.append(cell + (f" ({'; '.join(bad)})" if bad else ""))
         lines.append(f"| {k.upper()} | " + " | ".join(cells) + " |")
     lines += [""] + questions(results, configs, kernels)
     lines += ["", "## Every run", "", "| config | kernel | class | vCPUs | rep | status | NPB s | Mop/s | wall s | KVM vCPU-s | TCG vCPU-s | moves |",
