@@ -23,16 +23,12 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from mixedvm_vm import built_guest  # noqa: E402
+from move_latency import pct  # noqa: E402  (bench/ is the script's own folder)
 
 MEMORY = os.environ.get("MIXEDVM_BENCH_MEMORY", "2G")
 SYNC = re.compile(r"mixed_code_sync vCPU (\d+) read (\d+) dirty logs, invalidated the TBs of "
                   r"(\d+) pages in (\d+) ns")
 NPB = re.compile(r"Time in seconds =\s+([0-9.]+).*?Verification\s+=\s+(\w+)", re.S)
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def run(kernel, cls, accel, trace=None):

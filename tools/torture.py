@@ -87,9 +87,12 @@ class Storm(threading.Thread):
 NEGATIVE_SETUP = {"ipi": ("kvm-cpus=0-3", 0)}
 
 
-def run_once(tests, seconds, rate, accel_opts, name, seed=1, timeout=None):
-    """One guest, one `torture` command under a storm. Returns a result dict."""
-    accel = "mixed" + (f",{accel_opts}" if accel_opts else "")
+def run_once(tests, seconds, rate, accel_opts, name, seed=1, timeout=None, accel=None):
+    """One guest, one `torture` command under a storm. Returns a result dict.
+
+    accel replaces -accel mixed,<accel_opts> (e.g. "tcg,thread=multi", stock QEMU's
+    MTTCG, for comparison); the storm needs mixed, so rate must then be 0."""
+    accel = accel or "mixed" + (f",{accel_opts}" if accel_opts else "")
     cmd = f"torture --seconds {seconds} {' '.join(tests)}"
     g = built_guest(name, smp=4, accel=accel, cmd=cmd)
     res = {"tests": tests, "accel": accel, "seconds": seconds, "log_dir": g.dir}
@@ -117,7 +120,7 @@ def run_once(tests, seconds, rate, accel_opts, name, seed=1, timeout=None):
             res["storm_error"] = storm.error
         try:
             v = storm.telemetry if storm else []
-            if g.proc.poll() is None:
+            if g.proc.poll() is None and accel.startswith("mixed"):
                 v = g.qmp.execute("query-vcpu-accel")["vcpus"]
             res["backend_switches"] = sum(e["moves"] for e in v)
             res["code_syncs"] = sum(e["code-syncs"] for e in v)
@@ -168,12 +171,16 @@ def main():
     ap.add_argument("--rate", type=float, default=40, help="QMP moves per second")
     ap.add_argument("--off", action="append", default=[], help="coherence switch to turn off")
     ap.add_argument("--kvm-cpus", default="0-1", help="initial placement on KVM")
+    ap.add_argument("--accel", help="run under this -accel instead of mixed (needs --rate 0), "
+                    "e.g. tcg,thread=multi to compare with stock QEMU")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     tests = TESTS if args.tests == "all" else args.tests.split(",")
     unknown = [t for t in tests if t not in TESTS]
     if unknown:
         sys.exit(f"torture: unknown tests {unknown}; known: {TESTS}")
+    if args.accel and (args.rate or args.off):
+        sys.exit("torture: --accel runs without mixed: give --rate 0 and no --off")
     opts = ",".join([f"kvm-cpus={args.kvm_cpus}"] + [f"{s}=off" for s in args.off])
     log_root = os.path.join(os.path.dirname(TOOLS), "build", "test-logs")
     t0 = time.monotonic()
@@ -183,7 +190,8 @@ def main():
     run = 0
     while True:
         run += 1
-        res = run_once(tests, args.seconds, args.rate, opts, f"torture-{run}", seed=run)
+        res = run_once(tests, args.seconds, args.rate, opts, f"torture-{run}", seed=run,
+                       accel=args.accel)
         total["runs"] += 1
         for k in ("qmp_moves", "placement_changes", "backend_switches", "code_syncs",
                   "code_pages_invalidated", "code_sync_ns"):

@@ -306,20 +306,18 @@ static void code_sync(CPUState *cpu)
     CodeLog log = { .mv = mv };
     uint64_t leaves, invalidated = 0;
     ram_addr_t stale[256];
-    int64_t t0;
+    int64_t t0, ns;
+    bool kvm_running;
     int i;
 
     mv->code_synced_insns = cpu->neg.mixed_tcg_insns;
     if (qatomic_read(&code_writes_count) != mv->code_writes_seen) {
         mv->code_pages_invalidated += code_writes_sync(cpu);
     }
-    if (qatomic_load_acquire(&kvm_runners) == 0) {
-        leaves = qatomic_read(&kvm_leaves);
-        if (leaves == qatomic_read(&kvm_leaves_synced)) {
-            return;     /* no KVM vCPU ran since the last sync */
-        }
-    } else {
-        leaves = qatomic_read(&kvm_leaves);
+    kvm_running = qatomic_load_acquire(&kvm_runners) != 0;
+    leaves = qatomic_read(&kvm_leaves);
+    if (!kvm_running && leaves == qatomic_read(&kvm_leaves_synced)) {
+        return;     /* no KVM vCPU ran since the last sync */
     }
 
     t0 = mixed_now_ns();
@@ -351,9 +349,9 @@ static void code_sync(CPUState *cpu)
 
     mv->code_syncs++;
     mv->code_pages_invalidated += invalidated;
-    mv->code_sync_ns += mixed_now_ns() - t0;
-    trace_mixed_code_sync(cpu->cpu_index, log.nslots, invalidated,
-                          mixed_now_ns() - t0);
+    ns = mixed_now_ns() - t0;
+    mv->code_sync_ns += ns;
+    trace_mixed_code_sync(cpu->cpu_index, log.nslots, invalidated, ns);
 }
 
 /*
