@@ -3,10 +3,11 @@
 
     tools/guest_image.py --out DIR PROGRAM...
 
-The initramfs holds busybox-static, tools/guest/init as /init, and the given static
-guest programs in /bin. The kernel is the image that Debian's linux-image-amd64
-meta-package points at; it is downloaded with apt-get (not installed on the host) and
-cached. DIR receives `vmlinuz` and `initrd.img`; both are rebuilt only when an input
+The initramfs holds busybox-static, tools/guest/init as /init, the given static
+guest programs in /bin, and the kernel modules in GUEST_MODULES, taken from the
+kernel's package, in /lib/modules. The kernel is the image that Debian's
+linux-image-amd64 meta-package points at; it is downloaded with apt-get (not installed
+on the host) and cached. DIR receives `vmlinuz` and `initrd.img`; both are rebuilt only when an input
 (kernel package, busybox, /init, a program) changes.
 
 The cpio archive is written here rather than by cpio(1) because it must contain a
@@ -29,6 +30,10 @@ import tarfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUSYBOX = "/bin/busybox"
 KERNEL_META = "linux-image-amd64"
+# Modules of the kernel package that the guest needs, by path under
+# lib/modules/<version>/kernel/; flat in the guest's /lib/modules, loaded by the
+# program that uses them (uio_pci_generic: irqcheck, which drives QEMU's edu device).
+GUEST_MODULES = ["drivers/uio/uio.ko", "drivers/uio/uio_pci_generic.ko"]
 
 
 class ImageError(Exception):
@@ -66,17 +71,29 @@ def fetch_kernel_deb():
     return debs[-1]
 
 
-def extract_vmlinuz(deb, dest):
-    """Copy boot/vmlinuz-* out of the .deb without installing it."""
+def extract_kernel(deb, dest):
+    """Copy boot/vmlinuz-* out of the .deb without installing it; return its name and
+    the GUEST_MODULES' contents (name -> bytes)."""
     fsys = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, check=True).stdout
+    version, modules = None, {}
+    wanted = {m: os.path.basename(m) for m in GUEST_MODULES}
     with tarfile.open(fileobj=io.BytesIO(fsys)) as tar:
         for member in tar.getmembers():
             if re.fullmatch(r"\./boot/vmlinuz-.*", member.name):
                 with tar.extractfile(member) as src, open(dest + ".tmp", "wb") as out:
                     shutil.copyfileobj(src, out)
                 os.replace(dest + ".tmp", dest)
-                return os.path.basename(member.name)
-    raise ImageError(f"{deb} contains no boot/vmlinuz-*")
+                version = os.path.basename(member.name)
+            m = re.fullmatch(r"\./lib/modules/[^/]+/kernel/(.*)", member.name)
+            if m and m.group(1) in wanted:
+                with tar.extractfile(member) as src:
+                    modules[wanted[m.group(1)]] = src.read()
+    if not version:
+        raise ImageError(f"{deb} contains no boot/vmlinuz-*")
+    missing = [m for m in GUEST_MODULES if os.path.basename(m) not in modules]
+    if missing:
+        raise ImageError(f"{deb} lacks the modules {missing}")
+    return version, modules
 
 
 class Cpio:
@@ -110,9 +127,9 @@ class Cpio:
         return self.buf.getvalue()
 
 
-def build_initrd(programs):
+def build_initrd(programs, modules):
     cpio = Cpio()
-    for d in ("bin", "dev", "proc", "sys", "tmp", "etc", "root"):
+    for d in ("bin", "dev", "proc", "sys", "tmp", "etc", "root", "lib", "lib/modules"):
         cpio.directory(d)
     cpio.chardev("dev/console", 5, 1)
     cpio.chardev("dev/null", 1, 3)
@@ -123,6 +140,8 @@ def build_initrd(programs):
     for prog in programs:
         with open(prog, "rb") as f:
             cpio.file("bin/" + os.path.basename(prog), f.read())
+    for name, data in sorted(modules.items()):
+        cpio.file("lib/modules/" + name, data, mode=0o644)
     # mtime=0: the same inputs give the same bytes.
     return gzip.compress(cpio.finish(), compresslevel=6, mtime=0)
 
@@ -130,6 +149,7 @@ def build_initrd(programs):
 def inputs_digest(kernel_deb, programs):
     h = hashlib.sha256()
     h.update(os.path.basename(kernel_deb).encode())
+    h.update(" ".join(GUEST_MODULES).encode())
     for path in [__file__, os.path.join(HERE, "guest", "init"), BUSYBOX] + list(programs):
         with open(path, "rb") as f:
             h.update(path.encode() + b"\0" + hashlib.sha256(f.read()).digest())
@@ -160,9 +180,9 @@ def build(out_dir, programs):
     if (os.path.exists(kernel) and os.path.exists(initrd) and os.path.exists(stamp)
             and open(stamp).read().strip() == digest):
         return False
-    version = extract_vmlinuz(deb, kernel)
+    version, modules = extract_kernel(deb, kernel)
     with open(initrd + ".tmp", "wb") as f:
-        f.write(build_initrd(programs))
+        f.write(build_initrd(programs, modules))
     os.replace(initrd + ".tmp", initrd)
     with open(os.path.join(out_dir, "kernel-version"), "w") as f:
         f.write(version + "\n")

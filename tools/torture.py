@@ -87,14 +87,18 @@ class Storm(threading.Thread):
 NEGATIVE_SETUP = {"ipi": ("kvm-cpus=0-3", 0)}
 
 
-def run_once(tests, seconds, rate, accel_opts, name, seed=1, timeout=None, accel=None):
+def run_once(tests, seconds, rate, accel_opts, name, seed=1, timeout=None, accel=None,
+             cmd=None, extra_args=()):
     """One guest, one `torture` command under a storm. Returns a result dict.
 
     accel replaces -accel mixed,<accel_opts> (e.g. "tcg,thread=multi", stock QEMU's
-    MTTCG, for comparison); the storm needs mixed, so rate must then be 0."""
+    MTTCG, for comparison); the storm needs mixed, so rate must then be 0.
+    cmd replaces the guest command (another program under the same storm; give
+    tests=[] and a timeout, and read its result lines from res["serial"]);
+    extra_args go to QEMU (e.g. a device)."""
     accel = accel or "mixed" + (f",{accel_opts}" if accel_opts else "")
-    cmd = f"torture --seconds {seconds} {' '.join(tests)}"
-    g = built_guest(name, smp=4, accel=accel, cmd=cmd)
+    cmd = cmd or f"torture --seconds {seconds} {' '.join(tests)}"
+    g = built_guest(name, smp=4, accel=accel, cmd=cmd, extra_args=extra_args)
     res = {"tests": tests, "accel": accel, "seconds": seconds, "log_dir": g.dir}
     storm = None
     timeout = timeout or 90 + len(tests) * (3 * seconds + 40)
