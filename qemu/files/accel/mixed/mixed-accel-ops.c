@@ -294,6 +294,7 @@ static void *mixed_vcpu_thread_fn(void *arg)
     current_cpu = cpu;
 
     kvm_init_vcpu(cpu, &error_fatal);
+    mixed_x86_vcpu_init(cpu, &error_fatal);
     kvm_init_cpu_signals(cpu);
     if (cpu->kvm_vcpu_stats_fd >= 0) {
         char err[256];

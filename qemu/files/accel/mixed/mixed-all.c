@@ -306,6 +306,16 @@ static int mixed_init_machine(MachineState *ms)
                      "which mixed needs to kick vCPUs between backends");
         return -ENOSYS;
     }
+    /*
+     * Without its irqchip KVM fails x2APIC MSR accesses as invalid; with
+     * KVM_MSR_EXIT_REASON_INVAL they exit to QEMU's APIC instead
+     * (mixed_kvm_handle_msr). QEMU's MSR filter keeps its own reason.
+     */
+    s->kvm_apic_msr_exits =
+        kvm_vm_check_extension(kvm_state, KVM_CAP_X86_USER_SPACE_MSR) &&
+        kvm_vm_enable_cap(kvm_state, KVM_CAP_X86_USER_SPACE_MSR, 0,
+                          KVM_MSR_EXIT_REASON_FILTER |
+                          KVM_MSR_EXIT_REASON_INVAL) == 0;
 
     /*
      * MTTCG, always: KVM vCPUs run concurrently with TCG ones, so TCG code

@@ -54,6 +54,7 @@ typedef struct MixedState {
     double kvm_user_ips;    /* the probe's native user-mode instruction rate */
     char kvm_probe[200];
     bool kvm_shadow_mmu;    /* no EPT/NPT: KVM shadows guest page tables */
+    bool kvm_apic_msr_exits;    /* x2APIC MSRs on KVM exit to QEMU's APIC */
     uint64_t shadow_zapped_gen;   /* mixed_guest_tlb_gen at the last zap */
     uint64_t shadow_zaps;
     int zap_slot;           /* a KVM memslot id QEMU never uses */
@@ -105,6 +106,10 @@ struct AccelCPUState {
     /* TSC: KVM's per-vCPU offset; TCG reads host TSC + this */
     int64_t kvm_tsc_offset;
 
+    /* KVM's hypervisor CPUID leaves of this vCPU, which TCG answers too */
+    struct kvm_cpuid_entry2 hv_leaves[8];
+    int nr_hv_leaves;
+
     /* telemetry */
     int64_t since_ns;           /* start of the current residency */
     int64_t ns_on[VCPU_ACCEL__MAX];
@@ -134,6 +139,7 @@ bool mixed_x86_in_user_mode(CPUState *cpu);
 bool mixed_x86_event_pending(CPUState *cpu, bool *deliverable);
 void mixed_x86_read_tsc_offset(CPUState *cpu);
 bool mixed_x86_check_cpu(CPUState *cpu, Error **errp);
+bool mixed_x86_vcpu_init(CPUState *cpu, Error **errp);
 
 /* mixed-coherence.c: code written on KVM, executed on TCG */
 void mixed_code_sync_moved(CPUState *cpu);

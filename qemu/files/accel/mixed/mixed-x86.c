@@ -57,10 +57,29 @@ static PropValue mixed_default_props[] = {
     { "kvm-steal-time", "off" },
     { "kvm-pv-eoi", "off" },
     { "kvmclock-stable-bit", "off" },
-    { "kvm", "off" },          /* no KVM signature leaf */
     { "tcg-cpuid", "off" },    /* no TCG signature leaf */
-    { "x2apic", "off" },       /* the userspace APIC's MSRs are not routed */
     { "vme", "off" },
+    { NULL, NULL },
+};
+
+/*
+ * The guest clock and the APIC, on every model unless the user says
+ * otherwise (docs/mixed.md, "The guest CPU"):
+ * - "kvm": the KVM signature leaf, with no paravirtual feature in it. It is
+ *   true (the VM runs on KVM), TCG vCPUs show the same leaves
+ *   (mixed_x86_cpuid), and Linux enables x2APIC without interrupt remapping
+ *   only under a hypervisor it knows (x86_init.hyper.x2apic_available).
+ * - "x2apic": QEMU's APIC serves x2APIC MSRs on TCG, and on KVM through
+ *   user-space MSR exits (mixed_kvm_handle_msr).
+ * - "invtsc": where the host's TSC is invariant. Both backends read the host
+ *   TSC plus KVM's offset (mixed_cpu_get_tsc), so the guest's TSC is as
+ *   invariant as the host's. Linux then trusts it: constant and nonstop,
+ *   no "TSCs unsynchronized", and the tsc clocksource with a vDSO.
+ */
+static PropValue mixed_guest_clock_props[] = {
+    { "kvm", "on" },
+    { "x2apic", "on" },
+    { "invtsc", "on" },
     { NULL, NULL },
 };
 
@@ -125,9 +144,54 @@ static uint64_t mixed_native_user_isa(FeatureWord w)
     return 0;
 }
 
+/* Is the host's TSC invariant (constant rate, running in every C-state)? */
+static bool mixed_host_tsc_invariant(void)
+{
+    uint32_t eax, ebx, ecx, edx;
+
+    host_cpuid(0x80000000, 0, &eax, &ebx, &ecx, &edx);
+    if (eax < 0x80000007) {
+        return false;
+    }
+    host_cpuid(0x80000007, 0, &eax, &ebx, &ecx, &edx);
+    return edx & CPUID_APM_INVTSC;
+}
+
+/*
+ * Features that mixed itself provides on TCG although plain TCG does not
+ * offer them, or offers them where KVM without its irqchip does not.
+ */
+static uint64_t mixed_own_features(FeatureWord w)
+{
+    switch (w) {
+    case FEAT_1_ECX:
+        /*
+         * QEMU's APIC implements x2APIC. TCG reaches it through its MSR
+         * helpers; KVM, which drops x2APIC without its in-kernel irqchip,
+         * through user-space MSR exits (mixed_init_machine). On PVM guest
+         * kernel code, the only code that may touch the APIC, always runs
+         * on TCG.
+         */
+        return mixed_state()->kvm_apic_msr_exits ||
+               !mixed_state()->kvm_runs_kernel ? CPUID_EXT_X2APIC : 0;
+    case FEAT_8000_0007_EDX:
+        /* TCG's TSC is the host's (mixed_cpu_get_tsc), as KVM's is. */
+        return mixed_host_tsc_invariant() ? CPUID_APM_INVTSC : 0;
+    default:
+        return 0;
+    }
+}
+
 uint64_t mixed_x86_supported_feature_word(int w, uint64_t kvm_word)
 {
-    return (kvm_word | mixed_native_user_isa(w)) & feature_word_info[w].tcg_features;
+    uint64_t own = mixed_own_features(w);
+
+    /* KVM's own report still decides invtsc: it masks it with the host's. */
+    if (w == FEAT_8000_0007_EDX) {
+        own &= kvm_word;
+    }
+    return ((kvm_word | mixed_native_user_isa(w)) &
+            feature_word_info[w].tcg_features) | own;
 }
 
 static void mixed_cpu_instance_init(CPUState *cs)
@@ -139,6 +203,19 @@ static void mixed_cpu_instance_init(CPUState *cs)
     accel_cpu_class("kvm")->cpu_instance_init(cs);
     if (X86_CPU_GET_CLASS(cpu)->model) {
         x86_cpu_apply_props(cpu, mixed_default_props);
+    }
+    /*
+     * Also for -cpu max, where invtsc is never enabled on its own (it blocks
+     * migration, which mixed blocks anyway). Set before the user's -cpu
+     * options, so "-cpu qemu64,-invtsc" still wins.
+     */
+    for (i = 0; mixed_guest_clock_props[i].prop; i++) {
+        PropValue *pv = &mixed_guest_clock_props[i];
+
+        if (!strcmp(pv->prop, "invtsc") && !mixed_host_tsc_invariant()) {
+            continue;
+        }
+        object_property_parse(OBJECT(cpu), pv->prop, pv->value, &error_abort);
     }
     for (i = 0; i < ARRAY_SIZE(mixed_user_isa); i++) {
         FeatureWord w = mixed_user_isa[i].w;
@@ -201,10 +278,23 @@ static void mixed_report_filtered_features(X86CPU *cpu)
     reported = true;
     mixed_report_unhidable_features();
     for (w = 0; w < FEATURE_WORDS; w++) {
-        for (bit = 0; bit < 64; bit++) {
-            const char *name = feature_word_info[w].feat_names[bit];
+        FeatureWordInfo *wi = &feature_word_info[w];
+        uint64_t dropped = cpu->filtered_features[w];
 
-            if ((cpu->filtered_features[w] & BIT_ULL(bit)) && name) {
+        /*
+         * -cpu max asks for nothing it cannot get, so nothing is filtered:
+         * what it loses against KVM alone is what TCG cannot do.
+         */
+        if (cpu->max_features && wi->type == CPUID_FEATURE_WORD) {
+            dropped |= kvm_arch_get_supported_cpuid(kvm_state, wi->cpuid.eax,
+                                                    wi->cpuid.ecx,
+                                                    wi->cpuid.reg) &
+                       ~cpu->env.features[w] & ~wi->no_autoenable_flags;
+        }
+        for (bit = 0; bit < 64; bit++) {
+            const char *name = wi->feat_names[bit];
+
+            if ((dropped & BIT_ULL(bit)) && name) {
                 g_string_append_printf(names, " %s", name);
             }
         }
@@ -220,10 +310,12 @@ bool mixed_x86_check_cpu(CPUState *cs, Error **errp)
     X86CPU *cpu = X86_CPU(cs);
     CPUX86State *env = &cpu->env;
 
-    if (cpu->max_features) {
-        error_setg(errp, "mixed: -cpu host and -cpu max are not supported: "
-                   "the guest must see one CPU model that both KVM and TCG "
-                   "implement; use a named model such as qemu64 (the default)");
+    if (X86_CPU_GET_CLASS(cpu)->host_cpuid_required) {
+        error_setg(errp, "mixed: -cpu host is not supported: it passes the "
+                   "host CPU through as it is, and TCG cannot run all of it "
+                   "(nor reproduce its model-specific MSRs); use -cpu max for "
+                   "every feature both KVM and TCG provide on this host, or a "
+                   "named model such as qemu64 (the default)");
         return false;
     }
     /* Asked for, even if filtered out as unsupported: refuse, do not drop. */
@@ -277,6 +369,119 @@ static void mixed_cpu_accel_register_types(void)
     type_register_static(&mixed_cpu_accel_type_info);
 }
 type_init(mixed_cpu_accel_register_types);
+
+/* ------------------------------------------------------------------------
+ * CPUID leaves a TCG vCPU answers from its KVM table
+ */
+
+/*
+ * kvm_arch_init_vcpu builds the hypervisor leaves (0x40000000: the KVM
+ * signature, its features, 0x40000010: TSC and APIC bus kHz) straight into
+ * KVM's table, not through cpu_x86_cpuid. Keep the vCPU's own copy, read back
+ * from KVM, so that TCG answers exactly what KVM does.
+ */
+bool mixed_x86_vcpu_init(CPUState *cs, Error **errp)
+{
+    AccelCPUState *mv = cs->accel;
+    g_autofree struct kvm_cpuid2 *table =
+        g_malloc0(sizeof(*table) + 256 * sizeof(table->entries[0]));
+    int i, ret;
+
+    table->nent = 256;
+    ret = kvm_vcpu_ioctl(cs, KVM_GET_CPUID2, table);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "mixed: reading vCPU %d's CPUID from KVM",
+                         cs->cpu_index);
+        return false;
+    }
+    for (i = 0; i < table->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &table->entries[i];
+
+        if (e->function >= 0x40000000 && e->function <= 0x4fffffff &&
+            mv->nr_hv_leaves < ARRAY_SIZE(mv->hv_leaves)) {
+            mv->hv_leaves[mv->nr_hv_leaves++] = *e;
+        }
+    }
+    return true;
+}
+
+/*
+ * Leaf 0x15, where the model is Intel's and the TSC invariant: the guest
+ * learns its TSC frequency without calibrating (Linux sets
+ * X86_FEATURE_TSC_KNOWN_FREQ), and its APIC timer's: the crystal is the APIC
+ * bus, 1 GHz in both QEMU's APIC and KVM's. TSC Hz = ECX * EBX / EAX.
+ * AMD guests have no such leaf and calibrate against the PIT/HPET.
+ */
+static bool mixed_x86_tsc_leaf(CPUX86State *env, uint32_t *eax, uint32_t *ebx,
+                               uint32_t *ecx, uint32_t *edx)
+{
+    if (!IS_INTEL_CPU(env) || env->cpuid_level < 0x15 || !env->tsc_khz ||
+        !env->apic_bus_freq ||
+        !(env->features[FEAT_8000_0007_EDX] & CPUID_APM_INVTSC)) {
+        return false;
+    }
+    *eax = env->apic_bus_freq / 1000;   /* crystal kHz */
+    *ebx = env->tsc_khz;
+    *ecx = env->apic_bus_freq;
+    *edx = 0;
+    return true;
+}
+
+bool mixed_x86_cpuid(CPUState *cs, uint32_t index, uint32_t count,
+                     uint32_t *eax, uint32_t *ebx, uint32_t *ecx, uint32_t *edx)
+{
+    AccelCPUState *mv = cs->accel;
+    int i;
+
+    if (index == 0x15) {
+        return mixed_x86_tsc_leaf(cpu_env(cs), eax, ebx, ecx, edx);
+    }
+    if (index < 0x40000000 || index > 0x4fffffff) {
+        return false;
+    }
+    *eax = *ebx = *ecx = *edx = 0;
+    for (i = 0; mv && i < mv->nr_hv_leaves; i++) {
+        struct kvm_cpuid_entry2 *e = &mv->hv_leaves[i];
+
+        if (e->function == index &&
+            (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e->index == count)) {
+            *eax = e->eax;
+            *ebx = e->ebx;
+            *ecx = e->ecx;
+            *edx = e->edx;
+            break;
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------
+ * x2APIC MSRs of a vCPU on KVM
+ */
+
+int mixed_kvm_handle_msr(CPUState *cs, struct kvm_run *run)
+{
+    bool write = run->exit_reason == KVM_EXIT_X86_WRMSR;
+    uint32_t msr = run->msr.index;
+    int ret = -1;
+
+    if (msr >= MSR_APIC_START && msr <= MSR_APIC_END) {
+        uint64_t val = run->msr.data;
+
+        /* As TCG's MSR helpers do; current_cpu is this vCPU. */
+        bql_lock();
+        ret = write ? apic_msr_write(msr - MSR_APIC_START, val)
+                    : apic_msr_read(msr - MSR_APIC_START, &val);
+        bql_unlock();
+        if (!write) {
+            run->msr.data = val;
+        }
+    }
+    /* Anything else KVM refused: the #GP it would have raised itself. */
+    run->msr.error = ret < 0;
+    trace_mixed_kvm_msr(cs->cpu_index, msr, write, run->msr.data, ret < 0);
+    return 0;
+}
 
 /* ------------------------------------------------------------------------
  * Questions the scheduler asks at a safe point

@@ -145,6 +145,22 @@ uint64_t mixed_x86_supported_feature_word(int w, uint64_t kvm_word);
 
 /* TSC of a vCPU on either backend: KVM's timeline (host TSC + KVM offset). */
 uint64_t mixed_cpu_get_tsc(CPUState *cpu);
+
+/*
+ * cpu_x86_cpuid() under mixed: answer leaf @index/@count the way this vCPU's
+ * KVM table does, for the leaves QEMU builds separately for KVM (the
+ * hypervisor range) or not at all (0x15). Returns false for every other leaf.
+ */
+bool mixed_x86_cpuid(CPUState *cpu, uint32_t index, uint32_t count,
+                     uint32_t *eax, uint32_t *ebx, uint32_t *ecx, uint32_t *edx);
+
+/*
+ * A KVM_EXIT_X86_RDMSR/WRMSR that QEMU's MSR filter did not ask for: an MSR
+ * KVM refused because it has no in-kernel APIC (x2APIC, on hosts where KVM
+ * runs guest kernel code). Answered from QEMU's APIC; anything else gets
+ * the #GP KVM would have raised. Called on the vCPU thread without the BQL.
+ */
+int mixed_kvm_handle_msr(CPUState *cpu, struct kvm_run *run);
 #endif
 
 #endif /* SYSTEM_MIXED_H */

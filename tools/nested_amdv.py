@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Run -accel mixed on an emulated AMD-V host, on a machine without /dev/kvm.
+
+    tools/nested_amdv.py [--minutes M] [--smp N] [--cpu MODEL] [--cmd "guest command"]
+
+Some of this project's machines have no /dev/kvm at all, and none has VT-x or AMD-V,
+so the path where KVM runs guest kernel code (docs/mixed.md, "Two kinds of host") is
+never exercised. This builds a second level:
+
+  L0  this tree's QEMU, -accel tcg -cpu max: TCG emulates AMD-V with nested paging
+  L1  Debian's kernel with kvm.ko and kvm-amd.ko from the same package: a real KVM
+      on an AMD-V CPU (emulated), in an initramfs that also holds this tree's QEMU,
+      its shared libraries and firmware, and the guest image
+  L2  the mixedvm guest under -accel mixed on L1's KVM
+
+L2's serial console is L1's second serial port, a file here. Everything runs at TCG
+speed or slower (L2's TCG vCPUs are TCG inside TCG), so this is for looking at what
+the guest kernel does on that path (x2APIC, CPUID, the TSC verdict), not for timing.
+Prints L2's serial log as it grows; exit code 0 when L2's command ended with rc=0.
+"""
+import argparse
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, TOOLS)
+from guest_image import Cpio, fetch_kernel_deb  # noqa: E402
+from mixedvm_vm import GLIBC_TUNABLES, artifact  # noqa: E402
+
+L1_MODULES = ["virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "drivers/crypto/ccp/ccp.ko",
+              "arch/x86/kvm/kvm-amd.ko"]
+FIRMWARE = ["/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/kvmvapic.bin",
+            "/usr/share/qemu/linuxboot_dma.bin"]
+L1_INIT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+for m in irqbypass kvm ccp kvm-amd; do insmod /mod/$m.ko || echo "L1: insmod $m failed"; done
+[ -c /dev/kvm ] && echo "L1: /dev/kvm is up" || echo "L1: no /dev/kvm"
+/opt/qemu -L /fw -nodefaults -display none -no-reboot -machine q35 $(cat /l2/qemu-args) \\
+    -kernel /l2/vmlinuz -initrd /l2/initrd.img -append "$(cat /l2/append)" \\
+    -serial file:/dev/ttyS1
+echo "L1: L2's QEMU exited rc=$?"
+poweroff -f
+"""
+
+
+def shared_libs(binary):
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    return [w for line in out.splitlines() for w in line.split() if w.startswith("/")]
+
+
+def build_l1_initrd(l2_args, l2_append, kernel_pkg_dir):
+    cpio = Cpio()
+    for d in ["bin", "dev", "proc", "sys", "mod", "opt", "fw", "l2", "lib",
+              "lib/x86_64-linux-gnu", "lib64"]:
+        cpio.directory(d)
+    cpio.chardev("dev/console", 5, 1)
+    cpio.file("init", L1_INIT.encode())
+    cpio.file("bin/busybox", open(shutil.which("busybox"), "rb").read())
+    mods = os.path.join(kernel_pkg_dir, "lib", "modules")
+    mods = os.path.join(mods, os.listdir(mods)[0], "kernel")
+    for m in L1_MODULES:
+        cpio.file("mod/" + os.path.basename(m), open(os.path.join(mods, m), "rb").read(), 0o644)
+    qemu = artifact("qemu")
+    with tempfile.NamedTemporaryFile() as stripped:
+        subprocess.run(["strip", "-o", stripped.name, qemu], check=True)
+        cpio.file("opt/qemu", open(stripped.name, "rb").read())
+    for lib in shared_libs(qemu):
+        dest = "lib64/" if "ld-linux" in lib else "lib/x86_64-linux-gnu/"
+        cpio.file(dest + os.path.basename(lib), open(os.path.realpath(lib), "rb").read())
+    for fw in FIRMWARE:
+        cpio.file("fw/" + os.path.basename(fw), open(os.path.realpath(fw), "rb").read(), 0o644)
+    cpio.file("l2/vmlinuz", open(artifact("kernel"), "rb").read(), 0o644)
+    cpio.file("l2/initrd.img", open(artifact("initrd"), "rb").read(), 0o644)
+    cpio.file("l2/qemu-args", l2_args.encode(), 0o644)
+    cpio.file("l2/append", l2_append.encode(), 0o644)
+    return gzip.compress(cpio.finish(), compresslevel=1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=20)
+    ap.add_argument("--smp", type=int, default=1, help="L2's vCPUs")
+    ap.add_argument("--cpu", default="", help="L2's -cpu (default: mixed's default)")
+    ap.add_argument("--accel", default="mixed", help="L2's -accel")
+    ap.add_argument("--cmd", default="dmesg | grep -i -E 'tsc|clocksource|x2apic|apic routing'; "
+                    "selfcheck")
+    args = ap.parse_args()
+
+    work = tempfile.mkdtemp(prefix="mixedvm-nested-")
+    deb = fetch_kernel_deb()
+    pkg = os.path.join(work, "kernel-pkg")
+    subprocess.run(["dpkg-deb", "-x", deb, pkg], check=True)
+    l1_kernel = next(os.path.join(pkg, "boot", f) for f in os.listdir(os.path.join(pkg, "boot"))
+                     if f.startswith("vmlinuz"))
+    l2_args = f"-accel {args.accel} -smp {args.smp} -m 512M" + \
+        (f" -cpu {args.cpu}" if args.cpu else "")
+    l2_append = (f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} '
+                 f'mixedvm.cmd="{args.cmd}"')
+    initrd = os.path.join(work, "l1-initrd.img")
+    with open(initrd, "wb") as f:
+        f.write(build_l1_initrd(l2_args, l2_append, pkg))
+    l1_log, l2_log = os.path.join(work, "l1-serial.log"), os.path.join(work, "l2-serial.log")
+    argv = [artifact("qemu"), "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2G",
+            "-nodefaults", "-display", "none", "-no-reboot",
+            "-kernel", l1_kernel, "-initrd", initrd,
+            "-append", "console=ttyS0 quiet panic=-1",
+            "-serial", f"file:{l1_log}", "-serial", f"file:{l2_log}"]
+    print(f"L0: {' '.join(argv)}\nL2: {l2_args}\nlogs in {work}", flush=True)
+    l0 = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    deadline, shown = time.monotonic() + args.minutes * 60, 0
+    try:
+        while l0.poll() is None and time.monotonic() < deadline:
+            time.sleep(2)
+            if os.path.exists(l2_log):
+                text = open(l2_log, errors="replace").read()
+                print(text[shown:], end="", flush=True)
+                shown = len(text)
+    finally:
+        if l0.poll() is None:
+            l0.terminate()
+            l0.wait()
+    text = open(l2_log, errors="replace").read() if os.path.exists(l2_log) else ""
+    print(text[shown:])
+    print("--- L1 ---\n" + open(l1_log, errors="replace").read()[-2000:])
+    return 0 if "MIXEDVM-END rc=0" in text else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
