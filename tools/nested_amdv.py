@@ -13,7 +13,8 @@ never exercised. This builds a second level:
       its shared libraries and firmware, and the guest image
   L2  the mixedvm guest under -accel mixed on L1's KVM
 
-L2's serial console is L1's second serial port, a file here. Everything runs at TCG
+L2's serial console is L1's second serial port, a file here; L2's QMP monitor is L1's
+third, a UNIX socket here (l2-qmp.sock in the log folder). Everything runs at TCG
 speed or slower (L2's TCG vCPUs are TCG inside TCG), so this is for looking at what
 the guest kernel does on that path (x2APIC, CPUID, the TSC verdict), not for timing.
 Prints L2's serial log as it grows; exit code 0 when L2's command ended with rc=0.
@@ -43,7 +44,7 @@ for m in irqbypass kvm ccp kvm-amd; do insmod /mod/$m.ko || echo "L1: insmod $m 
 [ -c /dev/kvm ] && echo "L1: /dev/kvm is up" || echo "L1: no /dev/kvm"
 /opt/qemu -L /fw -nodefaults -display none -no-reboot -machine q35 $(cat /l2/qemu-args) \\
     -kernel /l2/vmlinuz -initrd /l2/initrd.img -append "$(cat /l2/append)" \\
-    -serial file:/dev/ttyS1
+    -serial file:/dev/ttyS1 -chardev serial,id=qmp,path=/dev/ttyS2 -mon chardev=qmp,mode=control
 echo "L1: L2's QEMU exited rc=$?"
 poweroff -f
 """
@@ -106,11 +107,14 @@ def main():
     with open(initrd, "wb") as f:
         f.write(build_l1_initrd(l2_args, l2_append, pkg))
     l1_log, l2_log = os.path.join(work, "l1-serial.log"), os.path.join(work, "l2-serial.log")
+    l2_qmp = os.path.join(work, "l2-qmp.sock")   # L2's QMP, through L1's third serial port
     argv = [artifact("qemu"), "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2G",
             "-nodefaults", "-display", "none", "-no-reboot",
             "-kernel", l1_kernel, "-initrd", initrd,
             "-append", "console=ttyS0 quiet panic=-1",
-            "-serial", f"file:{l1_log}", "-serial", f"file:{l2_log}"]
+            "-serial", f"file:{l1_log}", "-serial", f"file:{l2_log}",
+            "-chardev", f"socket,id=l2qmp,path={l2_qmp},server=on,wait=off",
+            "-serial", "chardev:l2qmp"]
     print(f"L0: {' '.join(argv)}\nL2: {l2_args}\nlogs in {work}", flush=True)
     l0 = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     deadline, shown = time.monotonic() + args.minutes * 60, 0

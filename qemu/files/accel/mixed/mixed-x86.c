@@ -523,6 +523,17 @@ void mixed_kvm_pre_run(CPUState *cs, struct kvm_run *run)
     bql_lock();
     run->request_interrupt_window = 0;
     if (mixed_state()->event_exit && mixed_x86_event_pending(cs, &deliverable)) {
+        /*
+         * env's interrupt shadow is the one of the last put or get, and stays
+         * stale while KVM runs guest kernel code: trust KVM, which says after
+         * every exit whether the guest can take an interrupt now. Asking for
+         * a window that is already open would exit at once, forever (seen on
+         * an emulated AMD-V host: 690k window exits, no progress). Stale
+         * before the first run after a put, this costs one extra exit at most.
+         */
+        if (run->ready_for_interrupt_injection) {
+            deliverable = true;
+        }
         if (deliverable || !mixed_state()->kvm_runs_kernel) {
             /* Leave KVM; TCG delivers it at the next safe point. */
             qatomic_set(&cs->exit_request, 1);
