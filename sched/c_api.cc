@@ -181,6 +181,13 @@ unsigned mixedvm_sched_decide(MixedvmScheduler* s, const MixedvmVcpuSample* samp
   return changed;
 }
 
+bool mixedvm_sched_take_ejection(MixedvmScheduler* s, char* why, size_t len) noexcept {
+  const std::string reason = s->scheduler.TakeEjection();
+  if (reason.empty()) return false;
+  WriteError(why, len, reason);
+  return true;
+}
+
 bool mixedvm_sched_request(MixedvmScheduler* s, unsigned i, MixedvmBackend b, char* err,
                            size_t errlen) noexcept {
   return Guarded(err, errlen, [&] {

@@ -82,6 +82,12 @@ Scheduler::~Scheduler() {
   delete current_;
 }
 
+void Scheduler::Eject(const std::string& what) {
+  ejection_ = "policy '" + std::string(policy_->Name()) + "' failed (" + what +
+              "); the static policy keeps the current placement";
+  SetPolicy(MakePolicy("static"));
+}
+
 void Scheduler::SetPolicy(std::unique_ptr<Policy> policy) {
   policy_ = std::move(policy);
   have_last_ = false;  // the new policy starts from fresh periods
@@ -145,7 +151,15 @@ unsigned Scheduler::Decide(std::span<const MixedvmVcpuSample> samples, std::span
   }
   std::copy(samples.begin(), samples.end(), last_.begin());
   std::vector<Backend> next = placed;
-  policy_->Decide(host_, periods, next);
+  try {
+    policy_->Decide(host_, periods, next);
+  } catch (const std::exception& e) {
+    Eject(e.what());
+    next = placed;
+  } catch (...) {
+    Eject("an exception that is not a std::exception");
+    next = placed;
+  }
   unsigned changed = 0;
   for (size_t i = 0; i < n; ++i) {
     if (next[i] != placed[i]) {

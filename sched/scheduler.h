@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy.h"
@@ -26,7 +27,11 @@ class Scheduler {
   void SetKvmUserIps(double ips) { host_.kvm_user_ips = ips; }
   Policy& policy() { return *policy_; }
   // Runs one period; fills out with the placement; returns how many changed.
+  // A policy that throws is ejected, as scx ejects a failing scheduler: the
+  // static policy takes over, the placement stays, and TakeEjection() says why.
   unsigned Decide(std::span<const MixedvmVcpuSample> samples, std::span<Backend> out);
+  // Why the last policy was ejected, once; empty if none was.
+  std::string TakeEjection() { return std::exchange(ejection_, {}); }
   // A QMP move: placed now, the policy sees it as the current placement.
   void Request(unsigned vcpu, Backend backend);
 
@@ -39,6 +44,7 @@ class Scheduler {
     std::vector<Backend> placed;
   };
   void Publish(std::vector<Backend> placed);
+  void Eject(const std::string& what);
 
   std::unique_ptr<Policy> policy_;
   HostInfo host_;
@@ -46,6 +52,7 @@ class Scheduler {
   std::vector<MixedvmVcpuSample> last_;     // previous period's samples
   std::vector<uint32_t> periods_placed_;
   bool have_last_ = false;
+  std::string ejection_;
 };
 
 // Parses "key=value:key=value" against a policy's Params().

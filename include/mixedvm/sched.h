@@ -75,14 +75,30 @@ size_t mixedvm_sched_params(MixedvmScheduler *s, char *buf,
 /*
  * One period: samples[i] are vCPU i's counters now. Runs the policy and
  * publishes the new placement; out[i] receives it. Returns how many
- * placements changed. Not thread-safe against itself or set_policy/request:
- * call all three from one thread (QEMU: the main loop, with the BQL).
+ * placements changed. A policy that fails (throws) is ejected: the static
+ * policy takes over, nothing moves, and mixedvm_sched_take_ejection() says
+ * why.
+ * REQUIRES: calls to decide, set_policy and request are serialised (QEMU:
+ * all three are made with the BQL held).
  */
 unsigned mixedvm_sched_decide(MixedvmScheduler *s,
                               const MixedvmVcpuSample *samples, unsigned n,
                               MixedvmBackend *out) MIXEDVM_NOEXCEPT;
 
-/* Place vCPU i on b now (QMP), bypassing the policy until it decides again. */
+/*
+ * Why the last decide ejected its policy: true once, with the reason in why.
+ * False when no policy was ejected since the last call.
+ */
+bool mixedvm_sched_take_ejection(MixedvmScheduler *s, char *why,
+                                 size_t len) MIXEDVM_NOEXCEPT;
+
+/*
+ * Place vCPU i on b now (QMP, or a vCPU that falls back to TCG), bypassing
+ * the policy until it decides again. Fails for a vCPU that does not exist.
+ * REQUIRES: serialised with decide and set_policy (QEMU: the BQL; QMP calls
+ * it from the main loop, the fallback from the vCPU's thread at its safe
+ * point, where the vCPU holds the BQL too).
+ */
 bool mixedvm_sched_request(MixedvmScheduler *s, unsigned i, MixedvmBackend b,
                            char *err, size_t errlen) MIXEDVM_NOEXCEPT;
 

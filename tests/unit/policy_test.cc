@@ -2,9 +2,7 @@
 // guest kernel code on TCG, two moves per kernel entry from KVM).
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <random>
-#include <thread>
 
 #include "mixedvm/sched.h"
 #include "scheduler.h"
@@ -206,78 +204,6 @@ TEST(SamplePolicy, BacksOffWhenMovesCostTooMuch) {
   auto a = Simulate(kPvm, w, std::move(cheap), All(4, Backend::kKvm));
   auto b = Simulate(kPvm, w, std::move(dear), All(4, Backend::kKvm));
   EXPECT_LT(b.placement_changes, a.placement_changes);
-}
-
-TEST(Scheduler, RequestsArePublishedToReaders) {
-  Scheduler s(MakePolicy("static"), All(4, Backend::kTcg), false);
-  mixedvm_sched_register_thread();
-  s.Request(2, Backend::kKvm);
-  EXPECT_EQ(s.Placement(2), Backend::kKvm);
-  EXPECT_EQ(s.Placement(1), Backend::kTcg);
-  EXPECT_EQ(s.Placement(99), Backend::kTcg) << "out of range reads TCG, never crashes";
-  mixedvm_sched_unregister_thread();
-}
-
-TEST(Scheduler, ReadersRunConcurrentlyWithPublication) {
-  Scheduler s(MakePolicy("static"), All(4, Backend::kTcg), false);
-  std::atomic<bool> stop{false};
-  std::atomic<int> running{0};
-  std::atomic<uint64_t> reads{0};
-  std::vector<std::thread> readers;
-  for (int t = 0; t < 3; ++t) {
-    readers.emplace_back([&, t] {
-      mixedvm_sched_register_thread();
-      running.fetch_add(1);
-      do {
-        const Backend b = s.Placement(unsigned(t));
-        EXPECT_TRUE(b == Backend::kTcg || b == Backend::kKvm);
-        reads.fetch_add(1, std::memory_order_relaxed);
-      } while (!stop.load());
-      mixedvm_sched_unregister_thread();
-    });
-  }
-  while (running.load() < 3) std::this_thread::yield();  // publish while they read
-  for (int i = 0; i < 2000; ++i) s.Request(unsigned(i % 4), i % 3 ? Backend::kKvm : Backend::kTcg);
-  stop = true;
-  for (auto& r : readers) r.join();
-  EXPECT_GE(reads.load(), 3u);
-  // The last request for each vCPU is what every reader sees now.
-  mixedvm_sched_register_thread();
-  for (unsigned v = 0; v < 4; ++v) {
-    const int last = 1996 + int(v);
-    EXPECT_EQ(s.Placement(v), last % 3 ? Backend::kKvm : Backend::kTcg) << "vCPU " << v;
-  }
-  mixedvm_sched_unregister_thread();
-}
-
-TEST(SchedCApi, RoundTrip) {
-  const MixedvmBackend initial[2] = {MIXEDVM_BACKEND_TCG, MIXEDVM_BACKEND_TCG};
-  char err[256] = "";
-  EXPECT_EQ(mixedvm_sched_new("fastest", nullptr, 2, initial, false, err, sizeof err), nullptr);
-  EXPECT_NE(std::string(err).find("known: static, kvm-only"), std::string::npos) << err;
-  MixedvmScheduler* s = mixedvm_sched_new("kvm-only", nullptr, 2, initial, false, err, sizeof err);
-  ASSERT_NE(s, nullptr) << err;
-  MixedvmVcpuSample samples[2] = {};
-  MixedvmBackend out[2];
-  EXPECT_EQ(mixedvm_sched_decide(s, samples, 2, out), 0u) << "the first period is the baseline";
-  samples[0].now_ns = samples[1].now_ns = 100000000;
-  EXPECT_EQ(mixedvm_sched_decide(s, samples, 2, out), 2u);
-  EXPECT_EQ(out[0], MIXEDVM_BACKEND_KVM);
-  mixedvm_sched_register_thread();
-  EXPECT_EQ(mixedvm_sched_placement(s, 1), MIXEDVM_BACKEND_KVM);
-  mixedvm_sched_unregister_thread();
-  EXPECT_FALSE(mixedvm_sched_set_policy(s, "hot-tcg", "hot=3", err, sizeof err));
-  EXPECT_STREQ(mixedvm_sched_policy(s), "kvm-only") << "a failed switch keeps the old policy";
-  EXPECT_TRUE(mixedvm_sched_set_policy(s, "hot-tcg", "hot=0.8", err, sizeof err)) << err;
-  EXPECT_STREQ(mixedvm_sched_policy(s), "hot-tcg");
-  char params[256];
-  mixedvm_sched_params(s, params, sizeof params);
-  EXPECT_NE(std::string(params).find("hot=0.8"), std::string::npos) << params;
-  EXPECT_FALSE(mixedvm_sched_request(s, 5, MIXEDVM_BACKEND_KVM, err, sizeof err));
-  EXPECT_NE(std::string(err).find("vCPU 5 does not exist"), std::string::npos) << err;
-  const MixedvmPolicyInfo* infos;
-  EXPECT_EQ(mixedvm_sched_policies(&infos), 5u);
-  mixedvm_sched_free(s);
 }
 
 }  // namespace

@@ -32,11 +32,6 @@
 #include "../tcg/tcg-accel-ops.h"
 #include "trace.h"
 
-int64_t mixed_now_ns(void)
-{
-    return get_clock();
-}
-
 /*
  * The user-mode clock on TCG runs from a return to user mode to the next
  * kernel entry, so a vCPU's TCG time splits into user and kernel time
@@ -93,21 +88,30 @@ void mixed_vcpu_times(CPUState *cpu, int64_t now, int64_t *kvm_ns,
 }
 
 /*
- * Change what QMP or the policy wants for this vCPU. BQL held. The vCPU
- * acts on it at its next safe point; the kick makes that soon.
+ * Change what QMP or a fallback wants for this vCPU. BQL held (the
+ * scheduler's writers are serialised by it). The vCPU acts on it at its next
+ * safe point; the kick makes that soon.
  */
-void mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,
-                           VcpuAccelMoveReason reason, const char *detail)
+bool mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,
+                           VcpuAccelMoveReason reason, const char *detail,
+                           Error **errp)
 {
+    char err[256];
+
     if (mixed_vcpu_target(cpu) != target) {
-        mixedvm_sched_request(mixed_state()->sched, cpu->cpu_index,
-                              target == VCPU_ACCEL_KVM ? MIXEDVM_BACKEND_KVM
-                                                       : MIXEDVM_BACKEND_TCG,
-                              NULL, 0);
+        if (!mixedvm_sched_request(mixed_state()->sched, cpu->cpu_index,
+                                   target == VCPU_ACCEL_KVM ?
+                                   MIXEDVM_BACKEND_KVM : MIXEDVM_BACKEND_TCG,
+                                   err, sizeof(err))) {
+            error_setg(errp, "mixed: cannot place vCPU %d: %s",
+                       cpu->cpu_index, err);
+            return false;
+        }
         qapi_event_send_vcpu_accel_changed(cpu->cpu_index, target, reason,
                                            detail);
     }
     qemu_cpu_kick(cpu);
+    return true;
 }
 
 /* Where this vCPU should execute right now. */
@@ -139,8 +143,9 @@ static void mixed_fall_back(CPUState *cpu, const char *why)
     mv->kvm_failed = true;
     mv->fallbacks++;
     warn_report("mixed: vCPU %d moved to TCG for good: %s", cpu->cpu_index, why);
+    /* kvm_failed keeps it on TCG even if the placement cannot be updated. */
     mixed_vcpu_set_target(cpu, VCPU_ACCEL_TCG, VCPU_ACCEL_MOVE_REASON_FALLBACK,
-                          why);
+                          why, &error_warn);
 }
 
 static void mixed_pin_self(CPUState *cpu, VcpuAccel on)
@@ -163,16 +168,14 @@ static void mixed_move(CPUState *cpu, VcpuAccel to)
     int64_t t0 = mixed_now_ns();
 
     if (to == VCPU_ACCEL_TCG) {
-        mixed_x86_kvm_to_tcg(cpu, &timing, &err);
-        if (err) {
+        if (!mixed_x86_kvm_to_tcg(cpu, &timing, &err)) {
             /* QEMU cannot know the guest's state: nothing safe to run. */
             error_report_err(err);
             vm_stop(RUN_STATE_INTERNAL_ERROR);
             return;
         }
     } else {
-        mixed_x86_tcg_to_kvm(cpu, &timing, &err);
-        if (err) {
+        if (!mixed_x86_tcg_to_kvm(cpu, &timing, &err)) {
             /* env is intact: the guest goes on, on TCG. */
             mixed_fall_back(cpu, error_get_pretty(err));
             error_free(err);

@@ -152,6 +152,8 @@ static void mixed_policy_tick(void *opaque)
     g_autofree MixedvmBackend *placed = g_new0(MixedvmBackend, n);
     g_autofree VcpuAccel *before = g_new0(VcpuAccel, n);
     int64_t now = mixed_now_ns();
+    unsigned changed;
+    char why[256];
     CPUState *cpu;
 
     CPU_FOREACH(cpu) {
@@ -194,7 +196,11 @@ static void mixed_policy_tick(void *opaque)
         }
         fflush(s->trace);
     }
-    if (mixedvm_sched_decide(s->sched, samples, n, placed)) {
+    changed = mixedvm_sched_decide(s->sched, samples, n, placed);
+    if (mixedvm_sched_take_ejection(s->sched, why, sizeof(why))) {
+        warn_report("mixed: %s", why);
+    }
+    if (changed) {
         CPU_FOREACH(cpu) {
             VcpuAccel to = placed[cpu->cpu_index] == MIXEDVM_BACKEND_KVM ?
                            VCPU_ACCEL_KVM : VCPU_ACCEL_TCG;

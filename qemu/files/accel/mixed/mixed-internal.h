@@ -133,8 +133,8 @@ struct AccelCPUState {
 };
 
 /* mixed-x86.c: state handover, one direction each */
-void mixed_x86_kvm_to_tcg(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
-void mixed_x86_tcg_to_kvm(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
+bool mixed_x86_kvm_to_tcg(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
+bool mixed_x86_tcg_to_kvm(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
 bool mixed_x86_in_user_mode(CPUState *cpu);
 bool mixed_x86_event_pending(CPUState *cpu, bool *deliverable);
 void mixed_x86_read_tsc_offset(CPUState *cpu);
@@ -155,9 +155,15 @@ static inline VcpuAccel mixed_vcpu_target(CPUState *cpu)
 }
 
 /* mixed-accel-ops.c */
-void mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,
-                           VcpuAccelMoveReason reason, const char *detail);
-int64_t mixed_now_ns(void);
+bool mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,
+                           VcpuAccelMoveReason reason, const char *detail,
+                           Error **errp);
+
+/* The clock of every mixed timing and telemetry figure (monotonic host ns). */
+static inline int64_t mixed_now_ns(void)
+{
+    return get_clock();
+}
 void mixed_vcpu_times(CPUState *cpu, int64_t now, int64_t *kvm_ns,
                       int64_t *tcg_ns, int64_t *tcg_user_ns);
 void mixed_safe_point(CPUState *cpu);

@@ -138,7 +138,10 @@ VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
         return NULL;
     }
 
-    mixed_vcpu_set_target(cpu, accel, VCPU_ACCEL_MOVE_REASON_QMP, NULL);
+    if (!mixed_vcpu_set_target(cpu, accel, VCPU_ACCEL_MOVE_REASON_QMP, NULL,
+                               errp)) {
+        return NULL;
+    }
     if (!has_wait || wait) {
         run_on_cpu(cpu, mixed_do_settle, RUN_ON_CPU_NULL);
     }
