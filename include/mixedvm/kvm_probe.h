@@ -5,7 +5,7 @@
  * On hosts whose /dev/kvm is PVM (kvm_pvm, no hardware virtualization) only
  * guest user code (CPL3) runs natively; guest kernel code (CPL0) is emulated
  * in the host kernel, about 5000x slower, and real kernels soon hit
- * instructions the emulator rejects (docs in /work/shared/docs/host-kvm.md).
+ * instructions the emulator rejects (docs/host-kvm.md).
  * A mixed guest on such a host must keep its kernel code on TCG.
  *
  * QEMU calls this once at start-up. The probe creates a throw-away VM per

@@ -95,7 +95,7 @@ TEST(StaleEvents, ClearedBeforeReentry) {
 constexpr uint64_t kLinuxStar = (0x23ull << 48) | (0x10ull << 32);
 
 TEST(Tripwire, Syscall64RewindsToTheInstruction) {
-  // Measured on PVM (shared/docs/host-kvm.md): RIP = sentinel, RCX = next RIP.
+  // Measured on PVM (docs/host-kvm.md): RIP = sentinel, RCX = next RIP.
   MixedvmTripwireExit exit{MIXEDVM_TRIPWIRE_LSTAR, 0x401002, 0x246 | (1u << 16), kLinuxStar};
   MixedvmUserResume r{};
   ASSERT_TRUE(mixedvm_tripwire_rewind_syscall(&exit, &r));
