@@ -60,33 +60,33 @@
  * last sync began: the leaver bumps the count before it stops counting
  * itself as a runner, so a reader that sees no runners sees the bump.
  */
-static int kvm_runners;
-static uint64_t kvm_leaves;
-static uint64_t kvm_leaves_synced;
+static int mixed_kvm_runners;
+static uint64_t mixed_kvm_leaves;
+static uint64_t mixed_kvm_leaves_synced;
 
 void mixed_code_kvm_entering(void)
 {
-    qatomic_inc(&kvm_runners);
+    qatomic_inc(&mixed_kvm_runners);
 }
 
 void mixed_code_kvm_left(void)
 {
-    qatomic_inc(&kvm_leaves);
-    qatomic_dec(&kvm_runners);
+    qatomic_inc(&mixed_kvm_leaves);
+    qatomic_dec(&mixed_kvm_runners);
 }
 
 /* ------------------------------------------------------------------------
  * Watch a page: have KVM log writes to it from now on
  */
 
-typedef struct CodeWatch {
+typedef struct MixedCodeWatch {
     ram_addr_t page;
     int ret;
-} CodeWatch;
+} MixedCodeWatch;
 
-static void code_watch_in_slot(KVMSlot *mem, void *opaque)
+static void mixed_code_watch_in_slot(KVMSlot *mem, void *opaque)
 {
-    CodeWatch *w = opaque;
+    MixedCodeWatch *w = opaque;
     uint64_t psize = qemu_real_host_page_size();
     uint64_t page, first, npages, bitmap;
     struct kvm_clear_dirty_log d;
@@ -111,7 +111,7 @@ static void code_watch_in_slot(KVMSlot *mem, void *opaque)
 
 void mixed_code_page_translating(ram_addr_t addr)
 {
-    CodeWatch w = { .page = addr & TARGET_PAGE_MASK };
+    MixedCodeWatch w = { .page = addr & TARGET_PAGE_MASK };
 
     if (!mixed_state()->code_sync ||
         !cpu_physical_memory_get_dirty_flag(w.page, DIRTY_MEMORY_CODE)) {
@@ -127,7 +127,7 @@ void mixed_code_page_translating(ram_addr_t addr)
      * invalidates the new TB.
      */
     tlb_protect_code(w.page);
-    kvm_dirty_log_slots_foreach(code_watch_in_slot, &w);
+    kvm_dirty_log_slots_foreach(mixed_code_watch_in_slot, &w);
     if (w.ret < 0) {
         error_report_once("mixed: KVM_CLEAR_DIRTY_LOG failed (%s): writes by "
                           "KVM vCPUs to translated code may go unnoticed",
@@ -146,12 +146,12 @@ void mixed_code_page_translating(ram_addr_t addr)
  * invalidates the page again, and translates the new bytes.
  */
 
-#define CODE_WRITES 1024
+#define MIXED_CODE_WRITES 1024
 static struct {
     ram_addr_t page;
     uint64_t seq;           /* n + 1 once entry n is written */
-} code_writes[CODE_WRITES];
-static uint64_t code_writes_count;
+} mixed_code_writes[MIXED_CODE_WRITES];
+static uint64_t mixed_code_writes_count;
 
 void mixed_code_written(ram_addr_t addr)
 {
@@ -160,18 +160,18 @@ void mixed_code_written(ram_addr_t addr)
     if (!mixed_state()->code_sync) {
         return;
     }
-    n = qatomic_fetch_inc(&code_writes_count);
-    qatomic_set(&code_writes[n % CODE_WRITES].page, addr & TARGET_PAGE_MASK);
-    qatomic_store_release(&code_writes[n % CODE_WRITES].seq, n + 1);
+    n = qatomic_fetch_inc(&mixed_code_writes_count);
+    qatomic_set(&mixed_code_writes[n % MIXED_CODE_WRITES].page, addr & TARGET_PAGE_MASK);
+    qatomic_store_release(&mixed_code_writes[n % MIXED_CODE_WRITES].seq, n + 1);
 }
 
 /* Returns how many pages it invalidated (again). */
-static uint64_t code_writes_sync(CPUState *cpu)
+static uint64_t mixed_code_writes_resync(CPUState *cpu)
 {
     AccelCPUState *mv = cpu->accel;
-    uint64_t end = qatomic_read(&code_writes_count), n;
+    uint64_t end = qatomic_read(&mixed_code_writes_count), n;
 
-    if (end - mv->code_writes_seen > CODE_WRITES / 2) {
+    if (end - mv->code_writes_seen > MIXED_CODE_WRITES / 2) {
         /* Too many to replay before the ring wraps: empty the code cache. */
         tb_flush(cpu);
         n = end - mv->code_writes_seen;
@@ -179,13 +179,13 @@ static uint64_t code_writes_sync(CPUState *cpu)
         return n;
     }
     for (n = mv->code_writes_seen; n < end; n++) {
-        uint64_t i = n % CODE_WRITES;
+        uint64_t i = n % MIXED_CODE_WRITES;
         ram_addr_t page;
 
-        if (qatomic_load_acquire(&code_writes[i].seq) != n + 1) {
+        if (qatomic_load_acquire(&mixed_code_writes[i].seq) != n + 1) {
             break;  /* still being recorded: its store has not landed */
         }
-        page = qatomic_read(&code_writes[i].page);
+        page = qatomic_read(&mixed_code_writes[i].page);
         tb_invalidate_phys_range(page, page + TARGET_PAGE_SIZE - 1);
     }
     end = n;
@@ -198,22 +198,22 @@ static uint64_t code_writes_sync(CPUState *cpu)
  * Sync: invalidate the TBs of pages KVM vCPUs wrote
  */
 
-typedef struct CodeLogSlot {
+typedef struct MixedCodeLogSlot {
     ram_addr_t ram_start;
     uint64_t npages;
     size_t word;            /* first word of its bitmap in the buffer */
-} CodeLogSlot;
+} MixedCodeLogSlot;
 
-typedef struct CodeLog {
+typedef struct MixedCodeLog {
     AccelCPUState *mv;      /* owns the buffer, reused from sync to sync */
-    CodeLogSlot slots[16];
+    MixedCodeLogSlot slots[16];
     int nslots;
     int ret;
-} CodeLog;
+} MixedCodeLog;
 
-static void code_log_read_slot(KVMSlot *mem, void *opaque)
+static void mixed_code_log_read_slot(KVMSlot *mem, void *opaque)
 {
-    CodeLog *log = opaque;
+    MixedCodeLog *log = opaque;
     AccelCPUState *mv = log->mv;
     uint64_t npages = mem->memory_size / qemu_real_host_page_size();
     size_t words = DIV_ROUND_UP(npages, 64), word = 0;
@@ -237,13 +237,13 @@ static void code_log_read_slot(KVMSlot *mem, void *opaque)
         log->ret = ret;
         return;
     }
-    log->slots[log->nslots++] = (CodeLogSlot) {
+    log->slots[log->nslots++] = (MixedCodeLogSlot) {
         .ram_start = mem->ram_start_offset, .npages = npages, .word = word,
     };
 }
 
 /* 64 CODE dirty bits from RAM page @page on: a set bit means "no TBs". */
-static uint64_t code_dirty_bits(unsigned long *const *blocks, uint64_t page)
+static uint64_t mixed_code_dirty_bits(unsigned long *const *blocks, uint64_t page)
 {
     uint64_t bits = 0;
     int i;
@@ -267,7 +267,7 @@ static uint64_t code_dirty_bits(unsigned long *const *blocks, uint64_t page)
  * Pages of @slot that KVM logged and that have TBs, from bitmap word *@w on;
  * stops when @pages is full, with *@w where to go on.
  */
-static uint64_t code_log_stale_pages(const CodeLogSlot *slot,
+static uint64_t mixed_code_log_stale_pages(const MixedCodeLogSlot *slot,
                                      const uint64_t *log, uint64_t *w,
                                      ram_addr_t *pages, uint64_t max)
 {
@@ -287,7 +287,7 @@ static uint64_t code_log_stale_pages(const CodeLogSlot *slot,
             if (slot->npages - *w * 64 < 64) {
                 stale &= MAKE_64BIT_MASK(0, slot->npages - *w * 64);
             }
-            stale &= ~code_dirty_bits(blocks, first_page + *w * 64);
+            stale &= ~mixed_code_dirty_bits(blocks, first_page + *w * 64);
             while (stale) {
                 int bit = ctz64(stale);
 
@@ -300,10 +300,10 @@ static uint64_t code_log_stale_pages(const CodeLogSlot *slot,
     return n;
 }
 
-static void code_sync(CPUState *cpu)
+static void mixed_code_sync_read_logs(CPUState *cpu)
 {
     AccelCPUState *mv = cpu->accel;
-    CodeLog log = { .mv = mv };
+    MixedCodeLog log = { .mv = mv };
     uint64_t leaves, invalidated = 0;
     ram_addr_t stale[256];
     int64_t t0, ns;
@@ -311,12 +311,12 @@ static void code_sync(CPUState *cpu)
     int i;
 
     mv->code_synced_insns = cpu->neg.mixed_tcg_insns;
-    if (qatomic_read(&code_writes_count) != mv->code_writes_seen) {
-        mv->code_pages_invalidated += code_writes_sync(cpu);
+    if (qatomic_read(&mixed_code_writes_count) != mv->code_writes_seen) {
+        mv->code_pages_invalidated += mixed_code_writes_resync(cpu);
     }
-    kvm_running = qatomic_load_acquire(&kvm_runners) != 0;
-    leaves = qatomic_read(&kvm_leaves);
-    if (!kvm_running && leaves == qatomic_read(&kvm_leaves_synced)) {
+    kvm_running = qatomic_load_acquire(&mixed_kvm_runners) != 0;
+    leaves = qatomic_read(&mixed_kvm_leaves);
+    if (!kvm_running && leaves == qatomic_read(&mixed_kvm_leaves_synced)) {
         return;     /* no KVM vCPU ran since the last sync */
     }
 
@@ -326,17 +326,17 @@ static void code_sync(CPUState *cpu)
      * while TBs are invalidated: translation takes page locks first, then
      * (mixed_code_page_translating) the slots lock.
      */
-    kvm_dirty_log_slots_foreach(code_log_read_slot, &log);
+    kvm_dirty_log_slots_foreach(mixed_code_log_read_slot, &log);
     if (log.ret < 0) {
         error_report_once("mixed: reading KVM's dirty log failed (%s): TCG "
                           "may execute stale code", strerror(-log.ret));
     }
     for (i = 0; i < log.nslots; i++) {
-        const CodeLogSlot *slot = &log.slots[i];
+        const MixedCodeLogSlot *slot = &log.slots[i];
         uint64_t w = 0, n, j;
 
         while (w * 64 < slot->npages) {
-            n = code_log_stale_pages(slot, mv->code_log + slot->word, &w,
+            n = mixed_code_log_stale_pages(slot, mv->code_log + slot->word, &w,
                                      stale, ARRAY_SIZE(stale));
             for (j = 0; j < n; j++) {
                 tb_invalidate_phys_range(stale[j],
@@ -345,7 +345,7 @@ static void code_sync(CPUState *cpu)
             invalidated += n;
         }
     }
-    qatomic_set(&kvm_leaves_synced, leaves);
+    qatomic_set(&mixed_kvm_leaves_synced, leaves);
 
     mv->code_syncs++;
     mv->code_pages_invalidated += invalidated;
@@ -364,7 +364,7 @@ void mixed_code_sync(CPUState *cpu)
 {
     if (mixed_state()->code_sync &&
         cpu->neg.mixed_tcg_insns != cpu->accel->code_synced_insns) {
-        code_sync(cpu);
+        mixed_code_sync_read_logs(cpu);
     }
 }
 
@@ -372,7 +372,7 @@ void mixed_code_sync(CPUState *cpu)
 void mixed_code_sync_moved(CPUState *cpu)
 {
     if (mixed_state()->code_sync) {
-        code_sync(cpu);
+        mixed_code_sync_read_logs(cpu);
     }
 }
 
