@@ -22,13 +22,12 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from mixedvm_vm import built_guest  # noqa: E402
+from mixedvm_vm import built_guest, kvm_unavailable, npb_report  # noqa: E402
 from move_latency import pct  # noqa: E402  (bench/ is the script's own folder)
 
 MEMORY = os.environ.get("MIXEDVM_BENCH_MEMORY", "2G")
 SYNC = re.compile(r"mixed_code_sync vCPU (\d+) read (\d+) dirty logs, invalidated the TBs of "
                   r"(\d+) pages in (\d+) ns")
-NPB = re.compile(r"Time in seconds =\s+([0-9.]+).*?Verification\s+=\s+(\w+)", re.S)
 
 
 def run(kernel, cls, accel, trace=None):
@@ -38,12 +37,12 @@ def run(kernel, cls, accel, trace=None):
     g.start()
     try:
         g.wait_end(timeout=1800)
-        m = NPB.search(g.serial())
+        rep = npb_report(g.serial())
     finally:
         g.stop()
-    if not m or m.group(2) != "SUCCESSFUL":
+    if not rep or not rep["verified"]:
         sys.exit(f"coherence_cost: {kernel} did not verify under {accel}")
-    return float(m.group(1))
+    return rep["seconds"]
 
 
 def main():
@@ -53,8 +52,9 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        print("coherence_cost: /dev/kvm is not available; nothing to measure", file=sys.stderr)
+    why = kvm_unavailable()
+    if why:
+        print(f"coherence_cost: {why}; nothing to measure", file=sys.stderr)
         return 77
     trace = tempfile.NamedTemporaryFile(prefix="mixed-trace-", suffix=".log", delete=False).name
     traced = run(args.kernel, args.cls, "mixed,policy=kvm-only", trace)

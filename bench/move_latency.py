@@ -20,7 +20,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from mixedvm_vm import built_guest  # noqa: E402
+from mixedvm_vm import built_guest, kvm_unavailable  # noqa: E402
 
 MOVE = re.compile(r"mixed_move vCPU (\d+) -> (\w+) in (\d+) ns \(get (\d+), put (\d+), flush (\d+)\)")
 
@@ -35,8 +35,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        print("move_latency: /dev/kvm is not available; nothing to measure", file=sys.stderr)
+    why = kvm_unavailable()
+    if why:
+        print(f"move_latency: {why}; nothing to measure", file=sys.stderr)
         return 77
     trace = tempfile.NamedTemporaryFile(prefix="mixed-trace-", suffix=".log", delete=False).name
     iterations = int(args.seconds * 3e8)

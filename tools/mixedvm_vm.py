@@ -19,6 +19,36 @@ KERNEL_TROUBLE = re.compile(r"(Kernel panic|Oops|BUG:|general protection fault|W
 
 GLIBC_TUNABLES = "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD"
 
+# The summary every NPB kernel prints (npb::Report in tools/guest/npb_common.h).
+NPB_REPORT = re.compile(r" (?P<kernel>\w+) Benchmark Completed\..*?"
+                        r"Time in seconds =\s+(?P<seconds>[0-9.]+).*?"
+                        r"Total threads\s+=\s+(?P<threads>\d+).*?"
+                        r"Mop/s total\s+=\s+(?P<mops>[0-9.]+).*?"
+                        r"Verification\s+=\s+(?P<verification>\w+)", re.S)
+
+
+def kvm_unavailable():
+    """Why this process cannot use KVM (-accel kvm, -accel mixed), or None if it can."""
+    if not os.path.exists("/dev/kvm"):
+        return "/dev/kvm is absent"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm is not readable and writable by this user"
+    return None
+
+
+def npb_report(text, kernel=None):
+    """The first NPB summary in text (of `kernel`, e.g. "EP", if given), or None.
+
+    A dict: seconds, threads, mops, verification (as printed) and verified (a bool)."""
+    pos = 0
+    while m := NPB_REPORT.search(text, pos):
+        if kernel is None or m["kernel"] == kernel:
+            return {"seconds": float(m["seconds"]), "threads": int(m["threads"]),
+                    "mops": float(m["mops"]), "verification": m["verification"],
+                    "verified": m["verification"] == "SUCCESSFUL"}
+        pos = m.start() + 1
+    return None
+
 
 class VmError(Exception):
     """QEMU or the guest did not do what was expected (timeout, early exit, QMP trouble)."""
@@ -216,3 +246,14 @@ class Guest:
                 self.proc.kill()
                 self.proc.wait()
         self.transcript.close()
+
+
+class BareQemu(Guest):
+    """QEMU with no machine and no guest (-machine none, paused): only its QMP answers."""
+
+    def __init__(self, name, qemu, accel):
+        super().__init__(name, qemu, kernel=None, initrd=None, accel=accel)
+
+    def argv(self):
+        return [self.qemu, "-nodefaults", "-display", "none", "-machine", "none",
+                "-accel", self.accel, "-S", "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]

@@ -26,7 +26,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -35,11 +34,9 @@ import time
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
-from mixedvm_vm import VmError, built_guest  # noqa: E402
+from mixedvm_vm import VmError, built_guest, npb_report  # noqa: E402
 
 KERNELS = ["ep", "is", "cg", "mg", "ft"]
-REPORT = re.compile(r"Time in seconds =\s+([0-9.]+).*?Mop/s total\s+=\s+([0-9.]+).*?"
-                    r"Verification\s+=\s+(\w+)", re.S)
 
 
 def configs_for(vcpus, names):
@@ -61,11 +58,9 @@ def configs_for(vcpus, names):
 
 
 def parse_report(text):
-    m = REPORT.search(text)
-    if not m:
-        return None
-    return {"seconds": float(m.group(1)), "mops": float(m.group(2)),
-            "verified": m.group(3) == "SUCCESSFUL"}
+    """What a run records of the NPB summary in text, or None if there is none."""
+    rep = npb_report(text)
+    return rep and {k: rep[k] for k in ("seconds", "mops", "verified")}
 
 
 def run_native(kernel, cls, vcpus):
@@ -157,21 +152,16 @@ def mean_time(results, config, kernel):
     return sum(ts) / len(ts) if ts else None
 
 
-def ensure_matplotlib():
+def require_matplotlib():
+    """--report draws its plots with matplotlib, which tools/mixedvm setup installs."""
     try:
         import matplotlib  # noqa: F401
-        return True
     except ImportError:
-        pass
-    if os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "python3-matplotlib"],
-                       stdout=subprocess.DEVNULL, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-    try:
-        import matplotlib  # noqa: F401
-        return True
-    except ImportError:
-        print("npb_runner: no plots: install python3-matplotlib", file=sys.stderr)
-        return False
+        other = os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3")
+        sys.exit("npb_runner: --report needs matplotlib for its plots: the Debian package "
+                 "python3-matplotlib, which tools/mixedvm setup installs (as root)"
+                 + (f"; {sys.executable} is not Debian's python3, so run this script with "
+                    "/usr/bin/python3" if other else ""))
 
 
 def plots(results, configs, kernels, outdir):
@@ -348,9 +338,8 @@ def report(results, configs, kernels, args, path):
         lines.append(f"| {r['config']} | {r['kernel'].upper()} | {r['class']} | {r['vcpus']} | {r['rep']} | "
                      f"{r['status']} | {f('seconds', '%.2f')} | {f('mops', '%.1f')} | {f('wall_s', '%.1f')} | "
                      f"{f('kvm_s', '%.1f')} | {f('tcg_s', '%.1f')} | {f('moves', '%d')} |")
-    if ensure_matplotlib():
-        files = plots(results, configs, kernels, os.path.join(os.path.dirname(path), "experiments"))
-        lines += ["", "## Plots", ""] + [f"![{f}]({rel}/{f})" for f in files]
+    files = plots(results, configs, kernels, os.path.join(os.path.dirname(path), "experiments"))
+    lines += ["", "## Plots", ""] + [f"![{f}]({rel}/{f})" for f in files]
     with open(path, "w") as out:
         out.write("\n".join(lines) + "\n")
     print(f"npb_runner: wrote {path}")
@@ -365,11 +354,14 @@ def main():
     ap.add_argument("--configs", default="all")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per guest run")
     ap.add_argument("--results", default=os.path.join(ROOT, "build", "experiments", "results.jsonl"))
-    ap.add_argument("--report", help="write the results page (e.g. docs/experiments.md)")
+    ap.add_argument("--report", help="write the results page (e.g. docs/experiments.md); its plots "
+                    "need python3-matplotlib, which tools/mixedvm setup installs")
     args = ap.parse_args()
     kernels = args.kernels.split(",")
     if any(k not in KERNELS for k in kernels):
         sys.exit(f"npb_runner: kernels are {KERNELS}")
+    if args.report:
+        require_matplotlib()   # before the runs, which can take hours
     os.makedirs(os.path.dirname(args.results), exist_ok=True)
     done = load(args.results)
     runs = []

@@ -12,7 +12,8 @@ import traceback
 ROOT = os.environ.get("MIXEDVM_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-from mixedvm_vm import Qmp, QmpError, VmError, artifact, built_guest  # noqa: E402,F401
+from mixedvm_vm import (BareQemu, Qmp, QmpError, VmError, artifact, built_guest,  # noqa: E402,F401
+                        kvm_unavailable, npb_report)
 
 SKIP = 77
 TestFailure = VmError
@@ -65,16 +66,37 @@ def check(cond, message):
 
 # ---------------------------------------------------------------- -accel mixed
 
-def require_kvm():
-    """-accel mixed needs /dev/kvm: skip with the reason when it is missing."""
-    if not os.path.exists("/dev/kvm"):
-        skip("/dev/kvm is absent: -accel mixed needs KVM")
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        skip("/dev/kvm is not readable and writable by this user")
+def require_kvm(need="-accel mixed needs KVM"):
+    """Skip, with the reason and `need`, when this process cannot use /dev/kvm."""
+    why = kvm_unavailable()
+    if why:
+        skip(f"{why}: {need}")
+
+
+_kvm_runs_kernel = None
 
 
 def host_runs_guest_kernel():
-    """True on VT-x/AMD-V hosts; False on PVM, where KVM emulates kernel code."""
+    """Whether this host's KVM runs guest kernel code: True on VT-x/AMD-V, False on PVM,
+    where a vCPU on KVM runs only guest user mode.
+
+    The accelerator's own answer, kvm-runs-kernel in query-vcpu-accel (its start-up probe,
+    docs/mixed.md), from a QEMU with no machine; asked once per process. Needs KVM: call
+    require_kvm() first."""
+    global _kvm_runs_kernel
+    if _kvm_runs_kernel is None:
+        g = BareQemu("kvm-runs-kernel", artifact("qemu"), accel="mixed")
+        try:
+            g.start()
+            _kvm_runs_kernel = bool(g.qmp.execute("query-vcpu-accel")["kvm-runs-kernel"])
+        finally:
+            g.stop()
+            shutil.rmtree(g.dir, ignore_errors=True)
+    return _kvm_runs_kernel
+
+
+def cpu_flags_have_vmx_svm():
+    """Whether /proc/cpuinfo lists vmx or svm: a check on the probe, not a substitute for it."""
     with open("/proc/cpuinfo") as f:
         flags = next((l for l in f if l.startswith("flags")), "").split()
     return "vmx" in flags or "svm" in flags
