@@ -12,6 +12,7 @@
 #include "mixedvm/sched.h"
 #include "scheduler.h"
 #include "topology.h"
+#include "trace_record.h"
 
 #include <urcu/urcu-memb.h>
 
@@ -197,6 +198,25 @@ bool mixedvm_sched_request(MixedvmScheduler* s, unsigned i, MixedvmBackend b, ch
     }
     s->scheduler.Request(i, mixedvm::Backend(b));
     return true;
+  });
+}
+
+namespace {
+bool CopyLine(const std::string& line, char* buf, size_t len) {
+  if (buf == nullptr || line.size() + 1 > len) return false;
+  std::memcpy(buf, line.c_str(), line.size() + 1);
+  return true;
+}
+}  // namespace
+
+bool mixedvm_trace_header(char* buf, size_t len) noexcept {
+  return Guarded(nullptr, 0, [&] { return CopyLine(mixedvm::TraceHeader(), buf, len); });
+}
+
+bool mixedvm_trace_line(const MixedvmVcpuSample* sample, unsigned vcpu, MixedvmBackend placed,
+                        char* buf, size_t len) noexcept {
+  return Guarded(nullptr, 0, [&] {
+    return CopyLine(mixedvm::FormatTraceRecord({*sample, vcpu, placed}), buf, len);
   });
 }
 

@@ -24,16 +24,20 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "simulator.h"
+#include "trace_record.h"
 
 namespace {
 
 using mixedvm::Behavior;
 using mixedvm::Phase;
+using mixedvm::TraceReader;
+using mixedvm::TraceRecord;
 
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "mixedvm-sim: %s\n", message.c_str());
@@ -51,26 +55,24 @@ std::vector<Phase> PhasesFromTrace(const std::string& path, double tcg_slowdown,
   if (!in) Die("cannot read trace " + path);
   std::string line;
   std::getline(in, line);
-  if (line.rfind("now_ns,vcpu,placed", 0) != 0) Die(path + " is not a mixedvm trace (bad header)");
+  const TraceReader reader(line);
+  if (!reader.ok()) Die(path + " is not a mixedvm trace: " + reader.error());
   std::map<uint64_t, std::map<int, Row>> periods;  // now -> vcpu -> row
   int max_vcpu = -1;
+  std::string error;
   while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string field;
-    std::vector<std::string> f;
-    while (std::getline(ss, field, ',')) f.push_back(field);
-    // Older traces lack tcg_user_ns and tcg_insns (9 or 10 columns); the model
-    // needs only the first 9.
-    if (f.size() < 9 || f.size() > 11) Die("bad trace line: " + line);
+    const std::optional<TraceRecord> rec = reader.Parse(line, &error);
+    if (!rec) Die("bad trace line (" + error + "): " + line);
+    const MixedvmVcpuSample& smp = rec->sample;
     Row r;
-    r.now_ns = std::stoull(f[0]);
-    const int vcpu = std::stoi(f[1]);
-    r.placed_kvm = f[2] == "kvm";
-    r.kvm_ns = std::stoull(f[4]);
-    r.tcg_ns = std::stoull(f[5]);
-    r.moves = std::stoull(f[6]);
-    r.move_ns = std::stoull(f[7]);
-    r.entries = std::stoull(f[8]);
+    r.now_ns = smp.now_ns;
+    r.placed_kvm = rec->placed == MIXEDVM_BACKEND_KVM;
+    r.kvm_ns = smp.kvm_ns;
+    r.tcg_ns = smp.tcg_ns;
+    r.moves = smp.moves;
+    r.move_ns = smp.move_ns;
+    r.entries = smp.kernel_entries;
+    const int vcpu = int(rec->vcpu);
     periods[r.now_ns][vcpu] = r;
     max_vcpu = std::max(max_vcpu, vcpu);
   }

@@ -106,6 +106,17 @@ bool mixedvm_sched_request(MixedvmScheduler *s, unsigned i, MixedvmBackend b,
  * Where vCPU i is placed. Lock-free (an RCU read-side critical section);
  * callable from any thread that called mixedvm_sched_register_thread().
  */
+/*
+ * The telemetry record of -accel mixed,trace-file=, defined once in
+ * sched/trace_record.h: the CSV header, and vCPU vcpu's line for one period
+ * (placed: where the policy had it). Each writes a NUL-terminated line
+ * without a newline into buf and returns false if it did not fit in len.
+ */
+bool mixedvm_trace_header(char *buf, size_t len) MIXEDVM_NOEXCEPT;
+bool mixedvm_trace_line(const MixedvmVcpuSample *sample, unsigned vcpu,
+                        MixedvmBackend placed, char *buf,
+                        size_t len) MIXEDVM_NOEXCEPT;
+
 MixedvmBackend mixedvm_sched_placement(MixedvmScheduler *s,
                                        unsigned i) MIXEDVM_NOEXCEPT;
 void mixedvm_sched_register_thread(void) MIXEDVM_NOEXCEPT;

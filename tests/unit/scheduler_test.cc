@@ -10,6 +10,7 @@
 
 #include "mixedvm/sched.h"
 #include "scheduler.h"
+#include "trace_record.h"
 
 namespace mixedvm {
 namespace {
@@ -124,6 +125,52 @@ TEST(SchedCApi, RoundTrip) {
   const MixedvmPolicyInfo* infos;
   EXPECT_EQ(mixedvm_sched_policies(&infos), 5u);
   mixedvm_sched_free(s);
+}
+
+TEST(TraceRecord, WhatIsWrittenReadsBackByName) {
+  TraceRecord r;
+  r.sample = {.now_ns = 5, .kvm_ns = 6, .tcg_ns = 7, .moves = 8, .move_ns = 9,
+              .kernel_entries = 10, .kvm_exits = 0, .running = MIXEDVM_BACKEND_KVM,
+              .tcg_user_ns = 11, .tcg_insns = 12};
+  r.vcpu = 3;
+  r.placed = MIXEDVM_BACKEND_KVM;
+  const TraceReader reader(TraceHeader());
+  ASSERT_TRUE(reader.ok()) << reader.error();
+  std::string error;
+  const auto back = reader.Parse(FormatTraceRecord(r), &error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_EQ(back->vcpu, 3u);
+  EXPECT_EQ(back->placed, MIXEDVM_BACKEND_KVM);
+  EXPECT_EQ(back->sample.running, MIXEDVM_BACKEND_KVM);
+  EXPECT_EQ(back->sample.kernel_entries, 10u);
+  EXPECT_EQ(back->sample.tcg_insns, 12u);
+  char header[512], line[512];
+  ASSERT_TRUE(mixedvm_trace_header(header, sizeof header));
+  EXPECT_EQ(std::string(header), TraceHeader()) << "QEMU writes the same header";
+  ASSERT_TRUE(mixedvm_trace_line(&r.sample, 3, MIXEDVM_BACKEND_KVM, line, sizeof line));
+  EXPECT_EQ(std::string(line), FormatTraceRecord(r));
+  EXPECT_FALSE(mixedvm_trace_line(&r.sample, 3, MIXEDVM_BACKEND_KVM, line, 8)) << "too small";
+}
+
+TEST(TraceRecord, ReadsColumnsByNameNotPosition) {
+  // Columns moved, an unknown one added, and an older trace's missing tcg_insns.
+  const TraceReader reader("vcpu,extra,now_ns,placed,running,kvm_ns,tcg_ns,moves,move_ns,"
+                           "kernel_entries,tcg_user_ns");
+  ASSERT_TRUE(reader.ok()) << reader.error();
+  std::string error;
+  const auto r = reader.Parse("2,zzz,100,tcg,kvm,1,2,3,4,5,6", &error);
+  ASSERT_TRUE(r) << error;
+  EXPECT_EQ(r->vcpu, 2u);
+  EXPECT_EQ(r->sample.now_ns, 100u);
+  EXPECT_EQ(r->placed, MIXEDVM_BACKEND_TCG);
+  EXPECT_EQ(r->sample.kernel_entries, 5u);
+  EXPECT_EQ(r->sample.tcg_insns, 0u) << "absent in older traces";
+  EXPECT_FALSE(reader.Parse("2,zzz,100,tcg,kvm,1,2,3,4,5", &error)) << "a field short";
+  EXPECT_FALSE(reader.Parse("2,zzz,100,xen,kvm,1,2,3,4,5,6", &error));
+  EXPECT_NE(error.find("placed is 'xen'"), std::string::npos) << error;
+  const TraceReader bad("now_ns,vcpu,placed,running,tcg_ns");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("no column kvm_ns"), std::string::npos) << bad.error();
 }
 
 }  // namespace

@@ -185,14 +185,14 @@ static void mixed_policy_tick(void *opaque)
     if (s->trace) {
         /* One line per vCPU per period: the simulator replays these. */
         CPU_FOREACH(cpu) {
-            MixedvmVcpuSample *smp = &samples[cpu->cpu_index];
+            char line[512];
 
-            fprintf(s->trace, "%" PRIu64 ",%d,%s,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64
-                    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n", smp->now_ns,
-                    cpu->cpu_index, VcpuAccel_str(before[cpu->cpu_index]),
-                    smp->running == MIXEDVM_BACKEND_KVM ? "kvm" : "tcg",
-                    smp->kvm_ns, smp->tcg_ns, smp->moves, smp->move_ns,
-                    smp->kernel_entries, smp->tcg_user_ns, smp->tcg_insns);
+            if (mixedvm_trace_line(&samples[cpu->cpu_index], cpu->cpu_index,
+                                   before[cpu->cpu_index] == VCPU_ACCEL_KVM ?
+                                   MIXEDVM_BACKEND_KVM : MIXEDVM_BACKEND_TCG,
+                                   line, sizeof(line))) {
+                fprintf(s->trace, "%s\n", line);
+            }
         }
         fflush(s->trace);
     }
@@ -240,8 +240,13 @@ static bool mixed_start_scheduler(MachineState *ms, MixedState *s,
                              s->trace_file);
             return false;
         }
-        fprintf(s->trace, "now_ns,vcpu,placed,running,kvm_ns,tcg_ns,moves,"
-                "move_ns,kernel_entries,tcg_user_ns,tcg_insns\n");
+        char header[512];
+
+        if (!mixedvm_trace_header(header, sizeof(header))) {
+            error_setg(errp, "mixed: cannot format the trace header");
+            return false;
+        }
+        fprintf(s->trace, "%s\n", header);
     }
     if (s->pin_mode != MIXEDVM_PIN_OFF) {
         s->pinner = mixedvm_pinner_new(s->pin_mode, NULL, n, err, sizeof(err));
