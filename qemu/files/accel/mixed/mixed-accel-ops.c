@@ -107,11 +107,22 @@ bool mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,
                        cpu->cpu_index, err);
             return false;
         }
-        qapi_event_send_vcpu_accel_changed(cpu->cpu_index, target, reason,
-                                           detail);
+        mixed_vcpu_placed(cpu, target, reason, detail);
+        return true;
     }
     qemu_cpu_kick(cpu);
     return true;
+}
+
+/*
+ * A new placement took effect (QMP, a fallback or the policy): the one place
+ * that announces it and sends the vCPU to its safe point.
+ */
+void mixed_vcpu_placed(CPUState *cpu, VcpuAccel target,
+                       VcpuAccelMoveReason reason, const char *detail)
+{
+    qapi_event_send_vcpu_accel_changed(cpu->cpu_index, target, reason, detail);
+    qemu_cpu_kick(cpu);
 }
 
 /* Where this vCPU should execute right now. */

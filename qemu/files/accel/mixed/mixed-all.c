@@ -138,22 +138,10 @@ static bool mixed_initial_placement(MachineState *ms, MixedState *s,
     return true;
 }
 
-/*
- * Every period (virtual time: nothing is decided while the VM is paused)
- * the policy sees each vCPU's counters and places the vCPUs; vCPUs whose
- * placement changed are told so (VCPU_ACCEL_CHANGED, reason "policy") and
- * kicked to their safe point. Main loop, BQL held.
- */
-static void mixed_policy_tick(void *opaque)
+/* Each vCPU's counters now, and where the policy had it placed. */
+static void mixed_sample_vcpus(int64_t now, MixedvmVcpuSample *samples,
+                               MixedvmBackend *placed)
 {
-    MixedState *s = opaque;
-    unsigned n = current_machine->smp.max_cpus;
-    g_autofree MixedvmVcpuSample *samples = g_new0(MixedvmVcpuSample, n);
-    g_autofree MixedvmBackend *placed = g_new0(MixedvmBackend, n);
-    g_autofree VcpuAccel *before = g_new0(VcpuAccel, n);
-    int64_t now = mixed_now_ns();
-    unsigned changed;
-    char why[256];
     CPUState *cpu;
 
     CPU_FOREACH(cpu) {
@@ -163,7 +151,8 @@ static void mixed_policy_tick(void *opaque)
         int64_t kvm_ns, tcg_ns, tcg_user_ns;
 
         mixed_vcpu_times(cpu, now, &kvm_ns, &tcg_ns, &tcg_user_ns);
-        before[cpu->cpu_index] = mixed_vcpu_target(cpu);
+        placed[cpu->cpu_index] = mixed_vcpu_target(cpu) == VCPU_ACCEL_KVM ?
+                                 MIXEDVM_BACKEND_KVM : MIXEDVM_BACKEND_TCG;
         smp->now_ns = now;
         smp->kvm_ns = kvm_ns;
         smp->tcg_ns = tcg_ns;
@@ -182,35 +171,57 @@ static void mixed_policy_tick(void *opaque)
         smp->running = current == VCPU_ACCEL_KVM ? MIXEDVM_BACKEND_KVM
                                                  : MIXEDVM_BACKEND_TCG;
     }
-    if (s->trace) {
-        /* One line per vCPU per period: the simulator replays these. */
-        CPU_FOREACH(cpu) {
-            char line[512];
+}
 
-            if (mixedvm_trace_line(&samples[cpu->cpu_index], cpu->cpu_index,
-                                   before[cpu->cpu_index] == VCPU_ACCEL_KVM ?
-                                   MIXEDVM_BACKEND_KVM : MIXEDVM_BACKEND_TCG,
-                                   line, sizeof(line))) {
-                fprintf(s->trace, "%s\n", line);
+/* One line per vCPU per period (sched/trace_record.h): mixedvm-sim replays them. */
+static void mixed_trace_period(MixedState *s, const MixedvmVcpuSample *samples,
+                               const MixedvmBackend *placed)
+{
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        char line[512];
+
+        if (mixedvm_trace_line(&samples[cpu->cpu_index], cpu->cpu_index,
+                               placed[cpu->cpu_index], line, sizeof(line))) {
+            fprintf(s->trace, "%s\n", line);
+        }
+    }
+    fflush(s->trace);
+}
+
+/*
+ * Every period (virtual time: nothing is decided while the VM is paused)
+ * the policy sees each vCPU's counters and places the vCPUs; vCPUs whose
+ * placement changed are told so (VCPU_ACCEL_CHANGED, reason "policy") and
+ * kicked to their safe point. Main loop, BQL held.
+ */
+static void mixed_policy_tick(void *opaque)
+{
+    MixedState *s = opaque;
+    unsigned n = current_machine->smp.max_cpus;
+    g_autofree MixedvmVcpuSample *samples = g_new0(MixedvmVcpuSample, n);
+    g_autofree MixedvmBackend *before = g_new0(MixedvmBackend, n);
+    g_autofree MixedvmBackend *placed = g_new0(MixedvmBackend, n);
+    char why[256];
+    CPUState *cpu;
+
+    mixed_sample_vcpus(mixed_now_ns(), samples, before);
+    if (s->trace) {
+        mixed_trace_period(s, samples, before);
+    }
+    if (mixedvm_sched_decide(s->sched, samples, n, placed)) {
+        CPU_FOREACH(cpu) {
+            if (placed[cpu->cpu_index] != before[cpu->cpu_index]) {
+                mixed_vcpu_placed(cpu, placed[cpu->cpu_index] ==
+                                  MIXEDVM_BACKEND_KVM ? VCPU_ACCEL_KVM :
+                                  VCPU_ACCEL_TCG,
+                                  VCPU_ACCEL_MOVE_REASON_POLICY, NULL);
             }
         }
-        fflush(s->trace);
     }
-    changed = mixedvm_sched_decide(s->sched, samples, n, placed);
     if (mixedvm_sched_take_ejection(s->sched, why, sizeof(why))) {
         warn_report("mixed: %s", why);
-    }
-    if (changed) {
-        CPU_FOREACH(cpu) {
-            VcpuAccel to = placed[cpu->cpu_index] == MIXEDVM_BACKEND_KVM ?
-                           VCPU_ACCEL_KVM : VCPU_ACCEL_TCG;
-
-            if (to != before[cpu->cpu_index]) {
-                qapi_event_send_vcpu_accel_changed(
-                    cpu->cpu_index, to, VCPU_ACCEL_MOVE_REASON_POLICY, NULL);
-                qemu_cpu_kick(cpu);
-            }
-        }
     }
     timer_mod(s->policy_timer,
               qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + s->period_ms);

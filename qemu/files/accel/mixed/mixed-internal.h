@@ -158,6 +158,8 @@ static inline VcpuAccel mixed_vcpu_target(CPUState *cpu)
 bool mixed_vcpu_set_target(CPUState *cpu, VcpuAccel target,
                            VcpuAccelMoveReason reason, const char *detail,
                            Error **errp);
+void mixed_vcpu_placed(CPUState *cpu, VcpuAccel target,
+                       VcpuAccelMoveReason reason, const char *detail);
 
 /* The clock of every mixed timing and telemetry figure (monotonic host ns). */
 static inline int64_t mixed_now_ns(void)
