@@ -2,7 +2,8 @@
 // vCPU threads (issue 5). Run: build/bench/bench_topology
 #include <benchmark/benchmark.h>
 
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/cpu_list.h"
+#include "mixedvm/pinning.h"
 
 static void BM_TopologyDiscoverHost(benchmark::State& state) {
   MixedvmTopology topo;

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/kvm_stats.h"
 
 extern "C" const char* const mixedvm_kvm_exit_stat_names[MIXEDVM_KVM_EXIT_STATS] = {
     "exits",        "io_exits",     "mmio_exits",     "irq_window_exits",

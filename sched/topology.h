@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/pinning.h"
 
 namespace mixedvm {
 

@@ -1,6 +1,6 @@
 // x86 state fix-ups for KVM <-> TCG moves. Pure functions; see mixedvm.h for
 // why each discrepancy exists. Each has a unit test in tests/unit/.
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/x86_state.h"
 
 namespace {
 

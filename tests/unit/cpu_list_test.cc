@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "cpu_list.h"
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/cpu_list.h"
 
 namespace mixedvm {
 namespace {

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string>
 
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/kvm_stats.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/pinning.h"
 
 namespace {
 

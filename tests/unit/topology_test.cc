@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/pinning.h"
 
 namespace {
 

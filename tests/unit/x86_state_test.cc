@@ -1,7 +1,7 @@
 // One test per known KVM/TCG state discrepancy (see mixedvm.h).
 #include <gtest/gtest.h>
 
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/x86_state.h"
 
 namespace {
 

@@ -29,7 +29,8 @@
 #include "mixed-internal.h"
 #include "../tcg/internal-common.h"
 #include "mixedvm/kvm_probe.h"
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/cpu_list.h"
+#include "mixedvm/pinning.h"
 #include "trace.h"
 
 bool mixed_allowed;

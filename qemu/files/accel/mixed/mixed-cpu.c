@@ -28,7 +28,6 @@
 #include "hw/i386/apic.h"
 #include "kvm/kvm_i386.h"
 #include "mixed-internal.h"
-#include "mixedvm/mixedvm.h"
 #include "trace.h"
 
 #define TYPE_MIXED_X86_CPU_ACCEL ACCEL_CPU_NAME("mixed")

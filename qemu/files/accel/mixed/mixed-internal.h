@@ -12,6 +12,8 @@
 #include "system/mixed.h"
 #include "qapi/qapi-types-machine-target.h"
 #include "qemu/timer.h"
+#include "mixedvm/kvm_stats.h"
+#include "mixedvm/pinning.h"
 #include "mixedvm/sched.h"
 
 #define TYPE_MIXED_ACCEL ACCEL_CLASS_NAME("mixed")

@@ -8,7 +8,7 @@
  * TLB). TCG -> KVM: canonicalise what only TCG keeps lazily (flags, MXCSR,
  * XSTATE_BV), fix what VMX/PVM require (TR busy, accessed bits, SS.DPL), drop
  * stale events, then put. The conventions that differ are pure functions in
- * libmixedvm (include/mixedvm/mixedvm.h), unit-tested. The guest-visible CPU
+ * libmixedvm (include/mixedvm/x86_state.h), unit-tested. The guest-visible CPU
  * itself (model, CPUID, TSC, x2APIC) is in mixed-cpu.c.
  *
  * This work is licensed under the terms of the GNU GPL, version 2 or later.
@@ -32,7 +32,7 @@
 #include "hw/i386/apic.h"
 #include "kvm/kvm_i386.h"
 #include "mixed-internal.h"
-#include "mixedvm/mixedvm.h"
+#include "mixedvm/x86_state.h"
 #include "trace.h"
 /* ------------------------------------------------------------------------
  * Questions the scheduler asks at a safe point
