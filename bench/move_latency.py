@@ -21,6 +21,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from mixedvm_vm import built_guest, kvm_unavailable  # noqa: E402
+from spec import check_spec  # noqa: E402  (bench/ is the script's own folder)
 
 MOVE = re.compile(r"mixed_move vCPU (\d+) -> (\w+) in (\d+) ns \(get (\d+), put (\d+), flush (\d+)\)")
 
@@ -73,6 +74,9 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
+    check_spec({f"move.{key}.{stat}_us": result[label][f"{stat}_us"]
+                for key, label in (("tcg_to_kvm", "TCG -> KVM"), ("kvm_to_tcg", "KVM -> TCG"))
+                if label in result for stat in ("p50", "p99")})
     return 0 if result else 1
 
 
