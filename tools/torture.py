@@ -4,7 +4,7 @@
     tools/torture.py [--tests all] [--seconds 10] [--minutes M] [--rate 40]
                      [--off SWITCH] [--kvm-cpus 0-1] [--json FILE]
 
-The guest runs `torture --seconds S TESTS` (tools/guest/torture.cc): each test pins
+The guest runs `torture --seconds S TESTS` (tools/guest/torture/): each test pins
 its threads to chosen vCPUs and checks its own results. Meanwhile this driver moves
 random vCPUs to random backends over QMP, RATE times a second, half of the moves
 waiting for the vCPU's safe point. --minutes M repeats the suite until M minutes
