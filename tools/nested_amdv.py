@@ -3,6 +3,8 @@
 
     tools/nested_amdv.py [--minutes M] [--smp N] [--cpu MODEL] [--cmd "guest command"]
 
+The test mixed-nested-amdv (tests/integration/test_mixed_nested_amdv.py) uses run_nested().
+
 Some of this project's machines have no /dev/kvm at all, and none has VT-x or AMD-V,
 so the path where KVM runs guest kernel code (docs/mixed.md, "Two kinds of host") is
 never exercised. This builds a second level:
@@ -21,7 +23,9 @@ Prints L2's serial log as it grows; exit code 0 when L2's command ended with rc=
 """
 import argparse
 import gzip
+import json
 import os
+import socket
 import shutil
 import subprocess
 import sys
@@ -83,26 +87,52 @@ def build_l1_initrd(l2_args, l2_append, kernel_pkg_dir):
     return gzip.compress(cpio.finish(), compresslevel=1)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=20)
-    ap.add_argument("--smp", type=int, default=1, help="L2's vCPUs")
-    ap.add_argument("--cpu", default="", help="L2's -cpu (default: mixed's default)")
-    ap.add_argument("--accel", default="mixed", help="L2's -accel")
-    ap.add_argument("--cmd", default="dmesg | grep -i -E 'tsc|clocksource|x2apic|apic routing'; "
-                    "selfcheck")
-    args = ap.parse_args()
+class L2Monitor:
+    """L2's QMP over L1's third serial port. The greeting went out before anyone
+    listened, so this negotiates without waiting for it."""
 
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(120)
+        self.sock.connect(path)
+        self.buf = b""
+        self.execute("qmp_capabilities")
+
+    def execute(self, command, **arguments):
+        self.sock.sendall(json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n")
+        while True:
+            while b"\n" not in self.buf:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise OSError("L2's monitor closed")
+                self.buf += data
+            line, self.buf = self.buf.split(b"\n", 1)
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                continue        # a line cut when we connected
+            if "return" in reply:
+                return reply["return"]
+            if "error" in reply and command != "qmp_capabilities":
+                raise OSError(f"{command}: {reply['error']['desc']}")
+            if "error" in reply:
+                return None     # capabilities were negotiated by an earlier client
+
+    def close(self):
+        self.sock.close()
+
+
+def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=30):
+    """Runs cmd in L2; returns its serial log, L1's, L2's last query-vcpu-accel and
+    whether L2's QEMU exited cleanly."""
     work = tempfile.mkdtemp(prefix="mixedvm-nested-")
     deb = fetch_kernel_deb()
     pkg = os.path.join(work, "kernel-pkg")
     subprocess.run(["dpkg-deb", "-x", deb, pkg], check=True)
     l1_kernel = next(os.path.join(pkg, "boot", f) for f in os.listdir(os.path.join(pkg, "boot"))
                      if f.startswith("vmlinuz"))
-    l2_args = f"-accel {args.accel} -smp {args.smp} -m 512M" + \
-        (f" -cpu {args.cpu}" if args.cpu else "")
-    l2_append = (f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} '
-                 f'mixedvm.cmd="{args.cmd}"')
+    l2_args = f"-accel {accel} -smp {smp} -m 512M" + (f" -cpu {cpu}" if cpu else "")
+    l2_append = f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} mixedvm.cmd="{cmd}"'
     initrd = os.path.join(work, "l1-initrd.img")
     with open(initrd, "wb") as f:
         f.write(build_l1_initrd(l2_args, l2_append, pkg))
@@ -115,24 +145,54 @@ def main():
             "-serial", f"file:{l1_log}", "-serial", f"file:{l2_log}",
             "-chardev", f"socket,id=l2qmp,path={l2_qmp},server=on,wait=off",
             "-serial", "chardev:l2qmp"]
-    print(f"L0: {' '.join(argv)}\nL2: {l2_args}\nlogs in {work}", flush=True)
+    if echo:
+        print(f"L0: {' '.join(argv)}\nL2: {l2_args}\nlogs in {work}", flush=True)
+    res = {"log_dir": work, "vcpus": None, "kvm_runs_kernel": None}
     l0 = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-    deadline, shown = time.monotonic() + args.minutes * 60, 0
+    deadline, shown, last_look = time.monotonic() + minutes * 60, 0, time.monotonic()
+    read = lambda path: open(path, errors="replace").read() if os.path.exists(path) else ""
     try:
         while l0.poll() is None and time.monotonic() < deadline:
             time.sleep(2)
-            if os.path.exists(l2_log):
-                text = open(l2_log, errors="replace").read()
+            text = read(l2_log)
+            if echo:
                 print(text[shown:], end="", flush=True)
                 shown = len(text)
+            started = "MIXEDVM-READY" in text and "MIXEDVM-END" not in text
+            if started and time.monotonic() - last_look >= every:
+                last_look = time.monotonic()
+                try:
+                    mon = L2Monitor(l2_qmp)
+                    info = mon.execute("query-vcpu-accel")
+                    mon.close()
+                    res["vcpus"], res["kvm_runs_kernel"] = info["vcpus"], info["kvm-runs-kernel"]
+                except OSError:
+                    pass        # L2 busy or gone: try again later
     finally:
-        if l0.poll() is None:
+        res["timed_out"] = l0.poll() is None
+        if res["timed_out"]:
             l0.terminate()
             l0.wait()
-    text = open(l2_log, errors="replace").read() if os.path.exists(l2_log) else ""
-    print(text[shown:])
-    print("--- L1 ---\n" + open(l1_log, errors="replace").read()[-2000:])
-    return 0 if "MIXEDVM-END rc=0" in text else 1
+    res["l2_serial"], res["l1_serial"] = read(l2_log), read(l1_log)
+    res["l2_qemu_clean_exit"] = "L2's QEMU exited rc=0" in res["l1_serial"]
+    if echo:
+        print(res["l2_serial"][shown:])
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=30)
+    ap.add_argument("--smp", type=int, default=1, help="L2's vCPUs")
+    ap.add_argument("--cpu", default="", help="L2's -cpu (default: mixed's default)")
+    ap.add_argument("--accel", default="mixed", help="L2's -accel")
+    ap.add_argument("--cmd", default="dmesg | grep -i -E 'tsc|clocksource|x2apic|apic routing'; "
+                    "selfcheck --scale 0.05")
+    args = ap.parse_args()
+    res = run_nested(args.cmd, args.smp, args.cpu, args.accel, args.minutes, echo=True)
+    print("--- L1 ---\n" + res["l1_serial"][-2000:])
+    print(f"L2 kvm-runs-kernel: {res['kvm_runs_kernel']}; vCPUs: {json.dumps(res['vcpus'])}")
+    return 0 if "MIXEDVM-END rc=0" in res["l2_serial"] else 1
 
 
 if __name__ == "__main__":
