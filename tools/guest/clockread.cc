@@ -38,22 +38,9 @@ static double Seconds(const timespec& a, const timespec& b) {
 }
 
 int main(int argc, char** argv) {
-  int cpu = -1;
+  int cpu;
   double seconds = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--cpu")) cpu = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
-    else { std::fprintf(stderr, "clockread: unknown option %s\n", argv[i]); return 2; }
-  }
-  if (cpu < 0 || seconds <= 0) {
-    std::fprintf(stderr, "usage: clockread --cpu N [--seconds S]\n");
-    return 2;
-  }
-  const std::string error = PinToCpu(cpu);
-  if (!error.empty()) {
-    std::fprintf(stderr, "%s\n", error.c_str());
-    return 1;
-  }
+  if (const int rc = ParseCpuLoopArgs("clockread", argc, argv, &cpu, &seconds)) return rc;
   const std::string source = CurrentClocksource();
   std::printf("clockread: clocksource %s\nclockread: reading\n", source.c_str());
   std::fflush(stdout);

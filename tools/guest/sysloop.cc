@@ -19,22 +19,9 @@
 #include "pin.h"
 
 int main(int argc, char** argv) {
-  int cpu = -1;
+  int cpu;
   double seconds = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--cpu")) cpu = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
-    else { std::fprintf(stderr, "sysloop: unknown option %s\n", argv[i]); return 2; }
-  }
-  if (cpu < 0) {
-    std::fprintf(stderr, "usage: sysloop --cpu N [--seconds S]\n");
-    return 2;
-  }
-  const std::string error = PinToCpu(cpu);
-  if (!error.empty()) {
-    std::fprintf(stderr, "%s\n", error.c_str());
-    return 1;
-  }
+  if (const int rc = ParseCpuLoopArgs("sysloop", argc, argv, &cpu, &seconds)) return rc;
   timespec t0, t;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   unsigned long calls = 0;
