@@ -29,7 +29,7 @@ CMD = "dmesg | grep -i -E 'hypervisor|x2apic|apic routing'; selfcheck --scale 0.
 
 
 def test(guests):
-    res = nested_amdv.run_nested(CMD, smp=1, minutes=25, every=60)
+    res = nested_amdv.run_nested(CMD, smp=1, minutes=40, every=60)
     l2, l1 = res["l2_serial"], res["l1_serial"]
     print(f"logs in {res['log_dir']}")
     for line in l2.splitlines():
@@ -40,7 +40,7 @@ def test(guests):
           f"kvm-ns {vcpu.get('kvm-ns')}, last move {vcpu.get('last-move')}")
     check("L1: /dev/kvm is up" in l1, "L1 has no /dev/kvm: kvm-amd did not load on TCG's "
           "AMD-V:\n" + l1[-1500:])
-    check(not res["timed_out"], "the nested run did not finish in 25 minutes; L2's serial "
+    check(not res["timed_out"], "the nested run did not finish in 40 minutes; L2's serial "
           "log ends with:\n" + l2[-1500:])
     check(res["kvm_runs_kernel"] is True, "mixed's probe in L2 did not find a KVM that runs "
           f"guest kernel code (kvm-runs-kernel: {res['kvm_runs_kernel']})")
