@@ -158,8 +158,12 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
             if echo:
                 print(text[shown:], end="", flush=True)
                 shown = len(text)
-            started = "MIXEDVM-READY" in text and "MIXEDVM-END" not in text
-            if started and time.monotonic() - last_look >= every:
+            # Look at L2 every `every` seconds once its QEMU runs, and right when the
+            # guest's user space starts (the command may be short).
+            running = bool(text) and "MIXEDVM-END" not in text
+            ready_now = "MIXEDVM-READY" in text and not res.get("looked_at_ready")
+            if running and (ready_now or time.monotonic() - last_look >= every):
+                res["looked_at_ready"] = "MIXEDVM-READY" in text
                 last_look = time.monotonic()
                 try:
                     mon = L2Monitor(l2_qmp)
