@@ -98,6 +98,9 @@ struct AccelCPUState {
     bool kvm_exit_pending;
     MixedKvmExit kvm_exit;
 
+    /* a KVM_RUN happened since the last put: kvm_run's exit fields are fresh */
+    bool kvm_ran_since_put;
+
     /* the guest's real values while KVM sees the tripwire */
     bool tripwire_armed;
     uint32_t real_idt_limit;

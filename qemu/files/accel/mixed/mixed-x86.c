@@ -69,22 +69,28 @@ bool mixed_x86_event_pending(CPUState *cs, bool *deliverable)
 void mixed_kvm_pre_run(CPUState *cs, struct kvm_run *run)
 {
     X86CPU *cpu = X86_CPU(cs);
+    AccelCPUState *mv = cs->accel;
     bool deliverable;
 
     bql_lock();
+    /*
+     * env's interrupt shadow is the one of the last put or get, and goes
+     * stale while KVM runs guest kernel code; kvm_arch_post_run refreshes
+     * only IF. KVM says after every KVM_RUN whether the guest can take an
+     * interrupt now: when it can, there is no shadow. Both this hook and the
+     * safe point (mixed_wanted_backend) decide from env, so refresh it here.
+     * Without this, a stale shadow made both say "not yet" forever: the
+     * window KVM was asked for was open, so it exited at once (689,560 of
+     * 771,899 exits), or the vCPU went round the safe point without entering
+     * the guest (seen on an emulated AMD-V host, docs/mixed.md). Before the
+     * first KVM_RUN after a put, run's fields are older than env: skip.
+     */
+    if (mv->kvm_ran_since_put && run->ready_for_interrupt_injection) {
+        cpu->env.hflags &= ~HF_INHIBIT_IRQ_MASK;
+    }
+    mv->kvm_ran_since_put = true;
     run->request_interrupt_window = 0;
     if (mixed_state()->event_exit && mixed_x86_event_pending(cs, &deliverable)) {
-        /*
-         * env's interrupt shadow is the one of the last put or get, and stays
-         * stale while KVM runs guest kernel code: trust KVM, which says after
-         * every exit whether the guest can take an interrupt now. Asking for
-         * a window that is already open would exit at once, forever (seen on
-         * an emulated AMD-V host: 690k window exits, no progress). Stale
-         * before the first run after a put, this costs one extra exit at most.
-         */
-        if (run->ready_for_interrupt_injection) {
-            deliverable = true;
-        }
         if (deliverable || !mixed_state()->kvm_runs_kernel) {
             /* Leave KVM; TCG delivers it at the next safe point. */
             qatomic_set(&cs->exit_request, 1);
@@ -419,6 +425,7 @@ bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
         return false;
     }
     cs->vcpu_dirty = false;
+    mv->kvm_ran_since_put = false;
     t2 = mixed_now_ns();
 
     if (mixed_state()->kvm_shadow_mmu) {
