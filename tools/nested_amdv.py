@@ -25,6 +25,7 @@ import argparse
 import gzip
 import json
 import os
+import re
 import socket
 import shutil
 import subprocess
@@ -93,7 +94,7 @@ class L2Monitor:
 
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(120)
+        self.sock.settimeout(30)
         self.sock.connect(path)
         self.buf = b""
         self.execute("qmp_capabilities")
@@ -122,7 +123,7 @@ class L2Monitor:
         self.sock.close()
 
 
-def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=30):
+def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10):
     """Runs cmd in L2; returns its serial log, L1's, L2's last query-vcpu-accel and
     whether L2's QEMU exited cleanly."""
     work = tempfile.mkdtemp(prefix="mixedvm-nested-")
@@ -131,7 +132,9 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
     subprocess.run(["dpkg-deb", "-x", deb, pkg], check=True)
     l1_kernel = next(os.path.join(pkg, "boot", f) for f in os.listdir(os.path.join(pkg, "boot"))
                      if f.startswith("vmlinuz"))
-    l2_args = f"-accel {accel} -smp {smp} -m 512M" + (f" -cpu {cpu}" if cpu else "")
+    # The probe's verdict goes to L1's console through L2's stderr, whatever QMP does.
+    l2_args = f"-accel {accel} -smp {smp} -m 512M -trace mixed_probe" + \
+        (f" -cpu {cpu}" if cpu else "")
     l2_append = f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} mixedvm.cmd="{cmd}"'
     initrd = os.path.join(work, "l1-initrd.img")
     with open(initrd, "wb") as f:
@@ -147,7 +150,8 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
             "-serial", "chardev:l2qmp"]
     if echo:
         print(f"L0: {' '.join(argv)}\nL2: {l2_args}\nlogs in {work}", flush=True)
-    res = {"log_dir": work, "vcpus": None, "kvm_runs_kernel": None}
+    res = {"log_dir": work, "vcpus": None, "kvm_runs_kernel": None,
+           "monitor_looks": 0, "monitor_error": None}
     l0 = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     deadline, shown, last_look = time.monotonic() + minutes * 60, 0, time.monotonic()
     read = lambda path: open(path, errors="replace").read() if os.path.exists(path) else ""
@@ -165,13 +169,14 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
             if running and (ready_now or time.monotonic() - last_look >= every):
                 res["looked_at_ready"] = "MIXEDVM-READY" in text
                 last_look = time.monotonic()
+                res["monitor_looks"] += 1
                 try:
                     mon = L2Monitor(l2_qmp)
                     info = mon.execute("query-vcpu-accel")
                     mon.close()
                     res["vcpus"], res["kvm_runs_kernel"] = info["vcpus"], info["kvm-runs-kernel"]
-                except OSError:
-                    pass        # L2 busy or gone: try again later
+                except (OSError, ValueError, KeyError) as e:
+                    res["monitor_error"] = str(e)   # L2 busy or gone: try again later
     finally:
         res["timed_out"] = l0.poll() is None
         if res["timed_out"]:
@@ -179,6 +184,8 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
             l0.wait()
     res["l2_serial"], res["l1_serial"] = read(l2_log), read(l1_log)
     res["l2_qemu_clean_exit"] = "L2's QEMU exited rc=0" in res["l1_serial"]
+    probe = re.search(r"mixed_probe kvm_runs_kernel=(\d)", res["l1_serial"])
+    res["probe_says_kernel"] = bool(probe) and probe.group(1) == "1"
     if echo:
         print(res["l2_serial"][shown:])
     return res

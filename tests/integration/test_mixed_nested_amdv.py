@@ -29,21 +29,26 @@ CMD = "dmesg | grep -i -E 'hypervisor|x2apic|apic routing'; selfcheck --scale 0.
 
 
 def test(guests):
-    res = nested_amdv.run_nested(CMD, smp=1, minutes=40, every=60)
+    res = nested_amdv.run_nested(CMD, smp=1, minutes=40)
     l2, l1 = res["l2_serial"], res["l1_serial"]
     print(f"logs in {res['log_dir']}")
     for line in l2.splitlines():
         if re.search(r"Hypervisor detected|x2apic|APIC routing|SELFCHECK|MIXEDVM-END", line):
             print("  L2: " + line.strip())
     vcpu = (res["vcpus"] or [{}])[0]
-    print(f"  L2 kvm-runs-kernel {res['kvm_runs_kernel']}, moves {vcpu.get('moves')}, "
-          f"kvm-ns {vcpu.get('kvm-ns')}, last move {vcpu.get('last-move')}")
+    print(f"  L2 probe (trace): kernel on KVM {res['probe_says_kernel']}; QMP "
+          f"({res['monitor_looks']} looks, last error {res['monitor_error']}): kvm-runs-kernel "
+          f"{res['kvm_runs_kernel']}, moves {vcpu.get('moves')}, kvm-ns {vcpu.get('kvm-ns')}, "
+          f"last move {vcpu.get('last-move')}")
     check("L1: /dev/kvm is up" in l1, "L1 has no /dev/kvm: kvm-amd did not load on TCG's "
           "AMD-V:\n" + l1[-1500:])
     check(not res["timed_out"], "the nested run did not finish in 40 minutes; L2's serial "
           "log ends with:\n" + l2[-1500:])
-    check(res["kvm_runs_kernel"] is True, "mixed's probe in L2 did not find a KVM that runs "
-          f"guest kernel code (kvm-runs-kernel: {res['kvm_runs_kernel']})")
+    check(res["probe_says_kernel"], "mixed's probe in L2 did not find a KVM that runs guest "
+          "kernel code (no 'mixed_probe kvm_runs_kernel=1' in L1's console)")
+    check(res["vcpus"], f"L2's monitor never answered ({res['monitor_looks']} looks, last "
+          f"error: {res['monitor_error']})")
+    check(res["kvm_runs_kernel"] is True, "query-vcpu-accel disagrees with the probe")
     check(vcpu.get("kvm-ns", 0) > 0 and vcpu.get("moves", 0) > 0,
           f"the vCPU did not run on KVM and move: {vcpu}")
     check("Hypervisor detected: KVM" in l2, "the guest did not detect KVM")
