@@ -14,6 +14,26 @@ struct TopologyDeleter {
 };
 using TopologyPtr = std::unique_ptr<hwloc_topology, TopologyDeleter>;
 
+// This host's topology (xml_path empty) or an hwloc XML file's, loaded; the
+// one place both discovery and pinning get theirs from.
+TopologyPtr LoadTopology(const std::string& xml_path, std::string* error) {
+  hwloc_topology_t raw = nullptr;
+  if (hwloc_topology_init(&raw) != 0) {
+    *error = "hwloc_topology_init failed";
+    return nullptr;
+  }
+  TopologyPtr topo(raw);
+  if (!xml_path.empty() && hwloc_topology_set_xml(raw, xml_path.c_str()) != 0) {
+    *error = "cannot read hwloc XML topology '" + xml_path + "'";
+    return nullptr;
+  }
+  if (hwloc_topology_load(raw) != 0) {
+    *error = "hwloc_topology_load failed";
+    return nullptr;
+  }
+  return topo;
+}
+
 unsigned Count(hwloc_topology_t t, hwloc_obj_type_t type) {
   int n = hwloc_get_nbobjs_by_type(t, type);
   return n > 0 ? static_cast<unsigned>(n) : 0;
@@ -23,21 +43,8 @@ unsigned Count(hwloc_topology_t t, hwloc_obj_type_t type) {
 
 TopologyResult DiscoverTopology(const std::string& xml_path) {
   TopologyResult result;
-  hwloc_topology_t raw = nullptr;
-  if (hwloc_topology_init(&raw) != 0) {
-    result.error = "hwloc_topology_init failed";
-    return result;
-  }
-  TopologyPtr topo(raw);
-  if (!xml_path.empty() &&
-      hwloc_topology_set_xml(topo.get(), xml_path.c_str()) != 0) {
-    result.error = "cannot read hwloc XML topology '" + xml_path + "'";
-    return result;
-  }
-  if (hwloc_topology_load(topo.get()) != 0) {
-    result.error = "hwloc_topology_load failed";
-    return result;
-  }
+  const TopologyPtr topo = LoadTopology(xml_path, &result.error);
+  if (!topo) return result;
   MixedvmTopology t{};
   t.packages = Count(topo.get(), HWLOC_OBJ_PACKAGE);
   t.numa_nodes = Count(topo.get(), HWLOC_OBJ_NUMANODE);
@@ -85,20 +92,9 @@ std::unique_ptr<Pinner> Pinner::Create(MixedvmPinMode mode, const std::string& x
   auto impl = std::make_unique<Impl>();
   impl->mode = mode;
   impl->host = xml_path.empty();
-  hwloc_topology_t raw = nullptr;
-  if (hwloc_topology_init(&raw) != 0) {
-    *error = "hwloc_topology_init failed";
-    return nullptr;
-  }
-  impl->topology.reset(raw);
-  if (!xml_path.empty() && hwloc_topology_set_xml(raw, xml_path.c_str()) != 0) {
-    *error = "cannot read hwloc XML topology '" + xml_path + "'";
-    return nullptr;
-  }
-  if (hwloc_topology_load(raw) != 0) {
-    *error = "hwloc_topology_load failed";
-    return nullptr;
-  }
+  impl->topology = LoadTopology(xml_path, error);
+  if (!impl->topology) return nullptr;
+  hwloc_topology_t raw = impl->topology.get();
   const int npus = hwloc_get_nbobjs_by_type(raw, HWLOC_OBJ_PU);
   int ncores = hwloc_get_nbobjs_by_type(raw, HWLOC_OBJ_CORE);
   const hwloc_obj_type_t core_type = ncores > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
