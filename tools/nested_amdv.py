@@ -139,6 +139,9 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
     initrd = os.path.join(work, "l1-initrd.img")
     with open(initrd, "wb") as f:
         f.write(build_l1_initrd(l2_args, l2_append, pkg))
+    # The unpacked package is ~400 MB; keep only L1's kernel.
+    l1_kernel = shutil.copy(l1_kernel, os.path.join(work, "l1-vmlinuz"))
+    shutil.rmtree(pkg)
     l1_log, l2_log = os.path.join(work, "l1-serial.log"), os.path.join(work, "l2-serial.log")
     l2_qmp = os.path.join(work, "l2-qmp.sock")   # L2's QMP, through L1's third serial port
     argv = [artifact("qemu"), "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2G",

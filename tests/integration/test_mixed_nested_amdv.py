@@ -17,6 +17,7 @@ Before the interrupt-window fix in mixed_kvm_pre_run, this guest needed 8 minute
 1.3 s of boot (a window-exit livelock), and this test timed out.
 """
 import re
+import shutil
 import sys
 
 from mixedvm_testlib import ROOT, check, run
@@ -59,6 +60,7 @@ def test(guests):
     trouble = [l for l in l2.splitlines() if KERNEL_TROUBLE.search(l)]
     check(not trouble, "guest kernel trouble:\n  " + "\n  ".join(trouble[:10]))
     check(res["l2_qemu_clean_exit"], "L2's QEMU did not exit cleanly:\n" + l1[-1500:])
+    shutil.rmtree(res["log_dir"])     # kept only when a check failed
 
 
 run(test)
