@@ -27,6 +27,8 @@ constexpr Column kColumns[] = {
     {"kernel_entries", Kind::kCounter, &MixedvmVcpuSample::kernel_entries, true},
     {"tcg_user_ns", Kind::kCounter, &MixedvmVcpuSample::tcg_user_ns, false},
     {"tcg_insns", Kind::kCounter, &MixedvmVcpuSample::tcg_insns, false},
+    {"shadow_zaps", Kind::kCounter, &MixedvmVcpuSample::shadow_zaps, false},
+    {"kvm_tlb_flushes", Kind::kCounter, &MixedvmVcpuSample::kvm_tlb_flushes, false},
 };
 
 const char* BackendName(MixedvmBackend b) { return b == MIXEDVM_BACKEND_KVM ? "kvm" : "tcg"; }

@@ -123,7 +123,8 @@ class L2Monitor:
         self.sock.close()
 
 
-def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10):
+def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10,
+               l2_extra=""):
     """Runs cmd in L2; returns its serial log, L1's, L2's last query-vcpu-accel and
     whether L2's QEMU exited cleanly."""
     work = tempfile.mkdtemp(prefix="mixedvm-nested-")
@@ -134,7 +135,7 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
                      if f.startswith("vmlinuz"))
     # The probe's verdict goes to L1's console through L2's stderr, whatever QMP does.
     l2_args = f"-accel {accel} -smp {smp} -m 512M -trace mixed_probe" + \
-        (f" -cpu {cpu}" if cpu else "")
+        (f" -cpu {cpu}" if cpu else "") + (f" {l2_extra}" if l2_extra else "")
     l2_append = f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} mixedvm.cmd="{cmd}"'
     initrd = os.path.join(work, "l1-initrd.img")
     with open(initrd, "wb") as f:
@@ -200,10 +201,12 @@ def main():
     ap.add_argument("--smp", type=int, default=1, help="L2's vCPUs")
     ap.add_argument("--cpu", default="", help="L2's -cpu (default: mixed's default)")
     ap.add_argument("--accel", default="mixed", help="L2's -accel")
+    ap.add_argument("--l2-extra", default="", help="more arguments for L2's QEMU (e.g. -trace ...)")
     ap.add_argument("--cmd", default="dmesg | grep -i -E 'tsc|clocksource|x2apic|apic routing'; "
                     "selfcheck --scale 0.05")
     args = ap.parse_args()
-    res = run_nested(args.cmd, args.smp, args.cpu, args.accel, args.minutes, echo=True)
+    res = run_nested(args.cmd, args.smp, args.cpu, args.accel, args.minutes, echo=True,
+                     l2_extra=args.l2_extra)
     print("--- L1 ---\n" + res["l1_serial"][-2000:])
     print(f"L2 kvm-runs-kernel: {res['kvm_runs_kernel']}; vCPUs: {json.dumps(res['vcpus'])}")
     return 0 if "MIXEDVM-END rc=0" in res["l2_serial"] else 1

@@ -33,6 +33,8 @@ typedef struct MixedvmVcpuSample {
     MixedvmBackend running;     /* where it executes now */
     uint64_t tcg_user_ns;       /* part of tcg_ns spent in guest user mode */
     uint64_t tcg_insns;         /* guest instructions executed on TCG */
+    uint64_t shadow_zaps;       /* KVM shadow-MMU zaps it made (PVM) */
+    uint64_t kvm_tlb_flushes;   /* KVM TLB flushes it needed (EPT/NPT) */
 } MixedvmVcpuSample;
 
 typedef struct MixedvmScheduler MixedvmScheduler;

@@ -131,7 +131,8 @@ TEST(TraceRecord, WhatIsWrittenReadsBackByName) {
   TraceRecord r;
   r.sample = {.now_ns = 5, .kvm_ns = 6, .tcg_ns = 7, .moves = 8, .move_ns = 9,
               .kernel_entries = 10, .kvm_exits = 0, .running = MIXEDVM_BACKEND_KVM,
-              .tcg_user_ns = 11, .tcg_insns = 12};
+              .tcg_user_ns = 11, .tcg_insns = 12, .shadow_zaps = 13,
+              .kvm_tlb_flushes = 14};
   r.vcpu = 3;
   r.placed = MIXEDVM_BACKEND_KVM;
   const TraceReader reader(TraceHeader());
@@ -144,6 +145,8 @@ TEST(TraceRecord, WhatIsWrittenReadsBackByName) {
   EXPECT_EQ(back->sample.running, MIXEDVM_BACKEND_KVM);
   EXPECT_EQ(back->sample.kernel_entries, 10u);
   EXPECT_EQ(back->sample.tcg_insns, 12u);
+  EXPECT_EQ(back->sample.shadow_zaps, 13u);
+  EXPECT_EQ(back->sample.kvm_tlb_flushes, 14u);
   char header[512], line[512];
   ASSERT_TRUE(mixedvm_trace_header(header, sizeof header));
   EXPECT_EQ(std::string(header), TraceHeader()) << "QEMU writes the same header";

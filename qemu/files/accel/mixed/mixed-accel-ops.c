@@ -171,30 +171,44 @@ static void mixed_pin_self(CPUState *cpu, VcpuAccel on)
     }
 }
 
+/*
+ * The handover itself runs without the BQL, so that one vCPU's moves never
+ * stall the others (their MMIO, interrupts and timers need the BQL). It
+ * touches only this vCPU's own state (env, its KVM fd, its TCG TLB) and
+ * VM-wide state with its own lock (the shadow zap's zap_lock, the code
+ * log's slots lock), and KVM puts registers without the BQL in stock QEMU
+ * too (kvm_cpu_exec). What needs the BQL, the placement and QMP events of
+ * a fallback and vm_stop, happens after it is taken back.
+ */
 static void mixed_move(CPUState *cpu, VcpuAccel to)
 {
     AccelCPUState *mv = cpu->accel;
     VcpuAccelMove timing = { .to = to };
     Error *err = NULL;
     int64_t t0 = mixed_now_ns();
+    bool ok;
 
+    bql_unlock();
     if (to == VCPU_ACCEL_TCG) {
-        if (!mixed_x86_kvm_to_tcg(cpu, &timing, &err)) {
-            /* QEMU cannot know the guest's state: nothing safe to run. */
-            error_report_err(err);
-            vm_stop(RUN_STATE_INTERNAL_ERROR);
-            return;
-        }
+        ok = mixed_x86_kvm_to_tcg(cpu, &timing, &err);
     } else {
-        if (!mixed_x86_tcg_to_kvm(cpu, &timing, &err)) {
-            /* env is intact: the guest goes on, on TCG. */
-            mixed_fall_back(cpu, error_get_pretty(err));
-            error_free(err);
-            return;
-        }
+        ok = mixed_x86_tcg_to_kvm(cpu, &timing, &err);
     }
-    if (mixed_state()->pin_mode == MIXEDVM_PIN_SPLIT) {
+    if (ok && mixed_state()->pin_mode == MIXEDVM_PIN_SPLIT) {
         mixed_pin_self(cpu, to);   /* KVM and TCG threads on different cores */
+    }
+    bql_lock();
+    if (!ok && to == VCPU_ACCEL_TCG) {
+        /* QEMU cannot know the guest's state: nothing safe to run. */
+        error_report_err(err);
+        vm_stop(RUN_STATE_INTERNAL_ERROR);
+        return;
+    }
+    if (!ok) {
+        /* env is intact: the guest goes on, on TCG. */
+        mixed_fall_back(cpu, error_get_pretty(err));
+        error_free(err);
+        return;
     }
     mixed_account(cpu, t0);
     timing.latency_ns = mixed_now_ns() - t0;

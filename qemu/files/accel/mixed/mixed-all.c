@@ -34,7 +34,6 @@
 #include "trace.h"
 
 bool mixed_allowed;
-uint64_t mixed_guest_tlb_gen;
 MixedState *mixed_state_ptr;
 static Error *mixed_migration_blocker;
 
@@ -162,6 +161,8 @@ static void mixed_sample_vcpus(int64_t now, MixedvmVcpuSample *samples,
         smp->moves = mv->moves;
         smp->move_ns = mv->move_ns;
         smp->kernel_entries = mv->kernel_entries;
+        smp->shadow_zaps = qatomic_read(&mv->shadow_zaps);
+        smp->kvm_tlb_flushes = qatomic_read(&mv->kvm_tlb_flushes);
         if (mv->kvm_stats) {
             uint64_t exits[MIXEDVM_KVM_EXIT_STATS];
 
@@ -320,6 +321,7 @@ static int mixed_init_machine(MachineState *ms)
     s->zap_slot = s->kvm.nr_slots_max;
     s->zap_page = qemu_memalign(qemu_real_host_page_size(),
                                 qemu_real_host_page_size());
+    qemu_mutex_init(&s->zap_lock);
     if (!mixed_code_check_host(s, &err)) {
         error_report_err(err);
         return -ENOSYS;

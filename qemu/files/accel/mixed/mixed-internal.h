@@ -57,8 +57,8 @@ typedef struct MixedState {
     char kvm_probe[200];
     bool kvm_shadow_mmu;    /* no EPT/NPT: KVM shadows guest page tables */
     bool kvm_apic_msr_exits;    /* x2APIC MSRs on KVM exit to QEMU's APIC */
-    uint64_t shadow_zapped_gen;   /* mixed_guest_tlb_gen at the last zap */
-    uint64_t shadow_zaps;
+    QemuMutex zap_lock;     /* one shadow-MMU zap at a time */
+    uint64_t shadow_zapped_gen;   /* guest TLB flushes the last zap covered */
     int zap_slot;           /* a KVM memslot id QEMU never uses */
     void *zap_page;         /* host page behind that slot */
 } MixedState;
@@ -107,6 +107,12 @@ struct AccelCPUState {
     uint64_t real_lstar, real_cstar;
     uint32_t real_sysenter_cs;
     target_ulong real_cr2;
+
+    /* guest TLB flushes (mixed-x86.c, mixed_x86_sync_kvm_tlb) */
+    uint64_t tlb_flush_gen;     /* number of its latest flush on TCG */
+    uint64_t kvm_tlb_gen;       /* ...when its KVM TLB was last flushed */
+    uint64_t kvm_tlb_flushes;   /* KVM TLB flushes it needed (EPT/NPT) */
+    uint64_t shadow_zaps;       /* shadow-MMU zaps it made (shadow MMU) */
 
     /* TSC: KVM's per-vCPU offset; TCG reads host TSC + this */
     int64_t kvm_tsc_offset;

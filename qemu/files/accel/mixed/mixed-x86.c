@@ -18,6 +18,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
+#include "qemu/lockable.h"
 #include "qemu/main-loop.h"
 #include "qapi/error.h"
 #include "accel/accel-cpu-target.h"
@@ -177,7 +178,7 @@ static void mixed_x86_take_kvm_events(CPUState *cs)
     }
     if (env->nmi_injected || env->nmi_pending) {
         env->hflags2 &= ~HF2_NMI_MASK;
-        cs->interrupt_request |= CPU_INTERRUPT_NMI;
+        qatomic_or(&cs->interrupt_request, CPU_INTERRUPT_NMI);
     }
     if (env->interrupt_injected >= 0) {
         /* Cannot happen: mixed_kvm_pre_run() never injects. */
@@ -260,9 +261,22 @@ bool mixed_x86_kvm_to_tcg(CPUState *cs, VcpuAccelMove *t, Error **errp)
     target_ulong dr7;
 
     if (!cs->vcpu_dirty) {
+        /*
+         * kvm_get_vcpu_events() sets or clears CPU_INTERRUPT_INIT and _SMI
+         * after KVM's latched INIT and pending SMI, which KVM keeps only
+         * with an in-kernel APIC. Under mixed QEMU's APIC raised them and
+         * they are still QEMU's to deliver: without this, an INIT sent to
+         * a halted AP on KVM was wiped here, its SIPIs then found it not
+         * waiting for one, and the guest could not bring up its other CPUs
+         * (seen on the emulated AMD-V host with -smp 2).
+         */
+        int ours = qatomic_read(&cs->interrupt_request) &
+                   (CPU_INTERRUPT_INIT | CPU_INTERRUPT_SMI);
+
         if (kvm_arch_get_registers(cs, errp)) {
             return false;
         }
+        qatomic_or(&cs->interrupt_request, ours);
         cs->vcpu_dirty = true;
     }
     t1 = mixed_now_ns();
@@ -331,32 +345,56 @@ static int mixed_x86_flush_kvm_tlb(CPUState *cs)
 }
 
 /*
+ * Guest TLB flushes executed on TCG, numbered VM-wide: each flush takes the
+ * next number, and each vCPU remembers the number of its own latest one.
+ * The number is taken after the guest's page-table stores (program order,
+ * and a full barrier), so a zap that starts after reading number N sees
+ * every page table that flushes 1..N were about.
+ */
+static uint64_t mixed_guest_tlb_gen;
+
+void mixed_tlb_flushed(CPUState *cs)
+{
+    uint64_t gen = qatomic_fetch_inc(&mixed_guest_tlb_gen) + 1;
+
+    if (cs->accel) {
+        qatomic_set(&cs->accel->tlb_flush_gen, gen);
+    }
+}
+
+/*
  * Shadow-MMU hosts: KVM built its shadow page tables from guest page tables
  * it write-protected; TCG vCPUs changed them through QEMU's mapping without
- * KVM noticing. If the guest flushed its TLB on TCG since the last zap,
- * invalidate every shadow page so that KVM rebuilds them from the guest's
- * page tables. Deleting a memslot makes KVM zap all shadow pages
+ * KVM noticing. Invalidate every shadow page so that KVM rebuilds them from
+ * the guest's page tables, unless a zap since flush number @needed already
+ * did. Deleting a memslot makes KVM zap all shadow pages
  * (kvm_arch_flush_shadow_memslot); a one-page slot outside guest memory is
  * added and deleted for that. Measured on PVM (tools/probes/
  * kvm-shadow-invalidate.c): SET_SREGS, a CR4.PGE toggle, KVM_SET_NR_MMU_PAGES
  * and a dirty-log flag toggle leave the stale translation in place; this
- * does not, in about 50 us.
+ * does not, in about 50 us. vCPUs zap from their own threads without the
+ * BQL; the lock keeps two zaps from deleting the slot twice (-EINVAL).
  */
-static int mixed_x86_zap_shadow_mmu(void)
+static int mixed_x86_zap_shadow_mmu(CPUState *cs, uint64_t needed)
 {
     MixedState *s = mixed_state();
-    uint64_t gen = qatomic_read(&mixed_guest_tlb_gen);
     struct kvm_userspace_memory_region slot = {
         .slot = s->zap_slot,
         .guest_phys_addr = MIXED_ZAP_SLOT_GPA,
         .memory_size = qemu_real_host_page_size(),
         .userspace_addr = (uintptr_t)s->zap_page,
     };
-    int ret;
+    uint64_t gen;
+    int ret = 0;
 
-    if (!s->shadow_zap || qatomic_read(&s->shadow_zapped_gen) == gen) {
+    if (!s->shadow_zap || needed <= qatomic_read(&s->shadow_zapped_gen)) {
         return 0;
     }
+    QEMU_LOCK_GUARD(&s->zap_lock);
+    if (needed <= s->shadow_zapped_gen) {
+        return 0;       /* another vCPU's zap covered it meanwhile */
+    }
+    gen = qatomic_load_acquire(&mixed_guest_tlb_gen);
     ret = kvm_vm_ioctl(kvm_state, KVM_SET_USER_MEMORY_REGION, &slot);
     if (ret < 0) {
         return ret;
@@ -367,8 +405,43 @@ static int mixed_x86_zap_shadow_mmu(void)
         return ret;
     }
     qatomic_set(&s->shadow_zapped_gen, gen);
-    qatomic_inc(&s->shadow_zaps);
+    qatomic_inc(&cs->accel->shadow_zaps);
     return 0;
+}
+
+/*
+ * What KVM must forget before this vCPU enters it: the narrowest rule that
+ * is still correct (docs/coherence.md, "Which flushes a vCPU must honour").
+ * A flush on x86 obliges only the processor that executes it, so a vCPU
+ * owes KVM a flush only for flushes it executed itself on TCG. That is the
+ * rule for the per-vCPU KVM TLB (EPT/NPT hosts) and for the shadow zap on
+ * hosts whose KVM runs no guest kernel code (PVM), where every flush a vCPU
+ * executes is executed on TCG. Where KVM runs kernel code on a shadow MMU, a
+ * vCPU's own INVLPG on KVM does not re-read page tables that TCG changed
+ * (KVM believes them write-protected), so there any flush on TCG since the
+ * last zap requires one.
+ */
+static int mixed_x86_sync_kvm_tlb(CPUState *cs)
+{
+    MixedState *s = mixed_state();
+    AccelCPUState *mv = cs->accel;
+    uint64_t mine = qatomic_read(&mv->tlb_flush_gen);
+    int ret;
+
+    if (s->kvm_shadow_mmu) {
+        return mixed_x86_zap_shadow_mmu(cs, s->kvm_runs_kernel ?
+                                        qatomic_read(&mixed_guest_tlb_gen) :
+                                        mine);
+    }
+    if (mine == mv->kvm_tlb_gen) {
+        return 0;       /* no flush of its own since its KVM TLB was flushed */
+    }
+    ret = mixed_x86_flush_kvm_tlb(cs);
+    if (ret == 0) {
+        mv->kvm_tlb_gen = mine;
+        qatomic_inc(&mv->kvm_tlb_flushes);
+    }
+    return ret;
 }
 
 static void mixed_x86_arm_tripwire(CPUState *cs)
@@ -428,11 +501,7 @@ bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
     mv->kvm_ran_since_put = false;
     t2 = mixed_now_ns();
 
-    if (mixed_state()->kvm_shadow_mmu) {
-        ret = mixed_x86_zap_shadow_mmu();
-    } else {
-        ret = mixed_x86_flush_kvm_tlb(cs);
-    }
+    ret = mixed_x86_sync_kvm_tlb(cs);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "mixed: flushing vCPU %d's KVM TLB",
                          cs->cpu_index);

@@ -17,23 +17,24 @@
 extern bool mixed_allowed;
 #define mixed_enabled() (mixed_allowed)
 
-/* Bumped whenever a TCG vCPU flushes its guest TLB (see below). */
-extern uint64_t mixed_guest_tlb_gen;
-
 /*
  * A TCG vCPU executed a guest TLB flush (INVLPG, MOV to CR3, a paging CR0 or
- * CR4 change). The guest may have changed page tables behind KVM's shadow
- * MMU; KVM's shadow pages are invalidated before a vCPU next enters KVM.
+ * CR4 change). The guest may have changed page tables behind KVM's back:
+ * before this vCPU next enters KVM, its KVM TLB is flushed, and on a
+ * shadow-MMU host KVM's shadow pages are invalidated (mixed-x86.c, the rule
+ * in docs/coherence.md).
  */
-static inline void mixed_guest_tlb_flushed(void)
+void mixed_tlb_flushed(CPUState *cpu);
+
+static inline void mixed_guest_tlb_flushed(CPUState *cpu)
 {
     if (mixed_enabled()) {
-        qatomic_inc(&mixed_guest_tlb_gen);
+        mixed_tlb_flushed(cpu);
     }
 }
 #else
 #define mixed_enabled() (false)
-static inline void mixed_guest_tlb_flushed(void)
+static inline void mixed_guest_tlb_flushed(CPUState *cpu)
 {
 }
 #endif
