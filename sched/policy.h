@@ -31,6 +31,9 @@ struct VcpuPeriod {
   uint64_t moves = 0;               // backend switches (including automatic ones)
   double move_s = 0;                // time those switches took
   uint64_t kernel_entries = 0;      // guest kernel entries that left KVM (PVM)
+  uint64_t tcg_user_returns = 0;    // returns to guest user mode on TCG: kernel stints done there
+  double idle_s = 0;                // the part of kvm_s + tcg_s spent halted: no work to do
+  uint64_t shadow_zaps = 0;         // VM-wide shadow-MMU zaps its KVM entries needed (PVM)
   uint64_t kvm_exits = 0;
   uint32_t periods_placed = 0;      // periods since the placement last changed
 };

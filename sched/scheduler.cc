@@ -146,6 +146,9 @@ unsigned Scheduler::Decide(std::span<const MixedvmVcpuSample> samples, std::span
     p.moves = b.moves - a.moves;
     p.move_s = double(b.move_ns - a.move_ns) / 1e9;
     p.kernel_entries = b.kernel_entries - a.kernel_entries;
+    p.tcg_user_returns = b.tcg_user_returns - a.tcg_user_returns;
+    p.idle_s = double(b.idle_ns - a.idle_ns) / 1e9;
+    p.shadow_zaps = b.shadow_zaps - a.shadow_zaps;
     p.kvm_exits = b.kvm_exits - a.kvm_exits;
     p.periods_placed = ++periods_placed_[i];
   }

@@ -16,6 +16,9 @@ struct Behavior {
   double entries_per_s = 0;   // kernel entries per second of user work
   double tcg_slowdown = 10;   // user code on TCG runs this many times slower
   bool idle = false;          // halted: no work to do
+  // Share of its kernel stints that flush the TLB (a context switch, an munmap):
+  // on PVM, its next entry into KVM zaps the VM's shadow MMU.
+  double flushes_per_entry = 0;
 };
 
 struct Phase {
@@ -29,13 +32,17 @@ struct HostModel {
   // Native guest instructions per second; 0 = the policies get no instruction
   // counts. TCG runs a vCPU's code at native_ips / its tcg_slowdown.
   double native_ips = 0;
+  // What one shadow-MMU zap costs each other vCPU on KVM (PVM): its shadow
+  // roots are rebuilt. 0 = zaps hurt nobody.
+  double zap_cost_s = 0;
 };
 
 struct SimResult {
   std::string policy;
   double wall_s = 0;
   std::vector<double> work_s;      // user work done per vCPU, in native seconds
-  std::vector<double> kvm_s, tcg_s, tcg_user_s, move_s;
+  std::vector<double> kvm_s, tcg_s, tcg_user_s, move_s, idle_s;
+  std::vector<double> entries, zaps;  // kernel stints and shadow zaps, as counted
   std::vector<uint64_t> tcg_insns;
   std::vector<uint64_t> moves;     // backend switches
   uint64_t placement_changes = 0;

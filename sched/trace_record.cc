@@ -29,6 +29,8 @@ constexpr Column kColumns[] = {
     {"tcg_insns", Kind::kCounter, &MixedvmVcpuSample::tcg_insns, false},
     {"shadow_zaps", Kind::kCounter, &MixedvmVcpuSample::shadow_zaps, false},
     {"kvm_tlb_flushes", Kind::kCounter, &MixedvmVcpuSample::kvm_tlb_flushes, false},
+    {"idle_ns", Kind::kCounter, &MixedvmVcpuSample::idle_ns, false},
+    {"tcg_user_returns", Kind::kCounter, &MixedvmVcpuSample::tcg_user_returns, false},
 };
 
 const char* BackendName(MixedvmBackend b) { return b == MIXEDVM_BACKEND_KVM ? "kvm" : "tcg"; }

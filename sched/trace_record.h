@@ -28,7 +28,7 @@ std::string TraceHeader();
 std::string FormatTraceRecord(const TraceRecord& r);
 
 // Reads records by the column names of a trace's header line. Columns that
-// older traces lack (tcg_user_ns, tcg_insns, shadow_zaps, kvm_tlb_flushes) read as 0; the others must exist.
+// older traces lack (tcg_user_ns and every column after tcg_insns) read as 0; the others must exist.
 class TraceReader {
  public:
   // On a header without the required columns, ok() is false and error() says which.

@@ -291,7 +291,7 @@ def demo_hot_tcg(Guest, VmError, t0):
     say("  workload vCPU 1: spinrate (user-mode floating point); vCPU 2: sysloop (system calls)")
     say("  policy   hot-tcg, every vCPU starting on TCG")
     g = Guest("demo-hot-tcg", ARTIFACTS["qemu"], ARTIFACTS["kernel"], ARTIFACTS["initrd"], smp=4,
-              accel="mixed,tcg-cpus=0-3,policy=hot-tcg,policy-params=probe-every=3",
+              accel="mixed,tcg-cpus=0-3,policy=hot-tcg",
               cmd="spinrate --cpu 1 --iterations 6000000000 & sysloop --cpu 2 --seconds 14 & wait")
     g.start()
     g.wait_for(r"MIXEDVM-READY", timeout=180)

@@ -2,6 +2,7 @@
 """Run -accel mixed on an emulated AMD-V host, on a machine without /dev/kvm.
 
     tools/nested_amdv.py [--minutes M] [--smp N] [--cpu MODEL] [--cmd "guest command"]
+                         [--mover] [--every S] [--l2-extra "-trace mixed_move"]
 
 The test mixed-nested-amdv (tests/integration/test_mixed_nested_amdv.py) uses run_nested().
 
@@ -51,6 +52,7 @@ for m in irqbypass kvm ccp kvm-amd; do insmod /mod/$m.ko || echo "L1: insmod $m 
     -kernel /l2/vmlinuz -initrd /l2/initrd.img -append "$(cat /l2/append)" \\
     -serial file:/dev/ttyS1 -chardev serial,id=qmp,path=/dev/ttyS2 -mon chardev=qmp,mode=control
 echo "L1: L2's QEMU exited rc=$?"
+sleep 2     # let L1's serial ports drain L2's last words (a panic, a reset)
 poweroff -f
 """
 
@@ -124,9 +126,11 @@ class L2Monitor:
 
 
 def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10,
-               l2_extra=""):
+               l2_extra="", mover=False):
     """Runs cmd in L2; returns its serial log, L1's, L2's last query-vcpu-accel and
-    whether L2's QEMU exited cleanly."""
+    whether L2's QEMU exited cleanly. With mover, each look at L2 once its user space
+    runs also flips one vCPU (in turn) to the other backend over QMP, so that moves in
+    both directions happen while the guest runs; res["qmp_moves"] counts them."""
     work = tempfile.mkdtemp(prefix="mixedvm-nested-")
     deb = fetch_kernel_deb()
     pkg = os.path.join(work, "kernel-pkg")
@@ -155,7 +159,7 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
     if echo:
         print(f"L0: {' '.join(argv)}\nL2: {l2_args}\nlogs in {work}", flush=True)
     res = {"log_dir": work, "vcpus": None, "kvm_runs_kernel": None,
-           "monitor_looks": 0, "monitor_error": None}
+           "monitor_looks": 0, "monitor_error": None, "qmp_moves": 0}
     l0 = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     deadline, shown, last_look = time.monotonic() + minutes * 60, 0, time.monotonic()
     read = lambda path: open(path, errors="replace").read() if os.path.exists(path) else ""
@@ -177,6 +181,12 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
                 try:
                     mon = L2Monitor(l2_qmp)
                     info = mon.execute("query-vcpu-accel")
+                    if mover and "MIXEDVM-READY" in text:
+                        v = info["vcpus"][res["monitor_looks"] % len(info["vcpus"])]
+                        other = "tcg" if v["accel"] == "kvm" else "kvm"
+                        mon.execute("vcpu-set-accel", **{"cpu-index": v["cpu-index"],
+                                                         "accel": other, "wait": False})
+                        res["qmp_moves"] += 1
                     mon.close()
                     res["vcpus"], res["kvm_runs_kernel"] = info["vcpus"], info["kvm-runs-kernel"]
                 except (OSError, ValueError, KeyError) as e:
@@ -202,13 +212,17 @@ def main():
     ap.add_argument("--cpu", default="", help="L2's -cpu (default: mixed's default)")
     ap.add_argument("--accel", default="mixed", help="L2's -accel")
     ap.add_argument("--l2-extra", default="", help="more arguments for L2's QEMU (e.g. -trace ...)")
+    ap.add_argument("--every", type=float, default=10, help="seconds between looks at L2")
+    ap.add_argument("--mover", action="store_true",
+                    help="flip one vCPU to the other backend at each look")
     ap.add_argument("--cmd", default="dmesg | grep -i -E 'tsc|clocksource|x2apic|apic routing'; "
                     "selfcheck --scale 0.05")
     args = ap.parse_args()
     res = run_nested(args.cmd, args.smp, args.cpu, args.accel, args.minutes, echo=True,
-                     l2_extra=args.l2_extra)
+                     every=args.every, l2_extra=args.l2_extra, mover=args.mover)
     print("--- L1 ---\n" + res["l1_serial"][-2000:])
-    print(f"L2 kvm-runs-kernel: {res['kvm_runs_kernel']}; vCPUs: {json.dumps(res['vcpus'])}")
+    print(f"L2 kvm-runs-kernel: {res['kvm_runs_kernel']}; QMP moves: {res['qmp_moves']}; "
+          f"vCPUs: {json.dumps(res['vcpus'])}")
     return 0 if "MIXEDVM-END rc=0" in res["l2_serial"] else 1
 
 

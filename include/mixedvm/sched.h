@@ -35,6 +35,8 @@ typedef struct MixedvmVcpuSample {
     uint64_t tcg_insns;         /* guest instructions executed on TCG */
     uint64_t shadow_zaps;       /* KVM shadow-MMU zaps it made (PVM) */
     uint64_t kvm_tlb_flushes;   /* KVM TLB flushes it needed (EPT/NPT) */
+    uint64_t idle_ns;           /* part of kvm_ns + tcg_ns spent halted */
+    uint64_t tcg_user_returns;  /* returns to guest user mode executed on TCG */
 } MixedvmVcpuSample;
 
 typedef struct MixedvmScheduler MixedvmScheduler;

@@ -1,45 +1,51 @@
-// hot-tcg: vCPUs whose recent work KVM does badly go to TCG; the rest to KVM.
+// hot-tcg: each vCPU where the VM gets more done, from an explicit cost model.
 //
-// Mechanism. A vCPU placed on KVM reports, per period, how its wall time
-// split: executing on KVM (kvm_s), executing on TCG (tcg_s: guest kernel code
-// on a PVM host, event delivery everywhere) and moving between them (move_s,
-// each move's measured latency). Its "heat" is the share of the period KVM
-// did not run it natively: (tcg_s + move_s) / period. A syscall-, interrupt-
-// or exit-heavy vCPU on PVM spends most of its time on TCG and in moves: hot,
-// so it goes to TCG, where kernel entries cost nothing extra. A vCPU doing
-// user-mode compute spends most of its time on KVM: cold, so it stays.
-// A vCPU placed on TCG cannot be measured on KVM from there, so it gets a
-// trial placement on KVM every probe-every periods, unless its own TCG time
-// already proves it hot: on a host whose KVM runs only user mode, its heat
-// on KVM is at least the kernel share of its TCG time (measured at the
-// privilege changes), so a vCPU above `hot` there is not tried. If the trial shows it
-// hot, it goes back and the interval doubles (up to probe-max); if cold, it
-// stays on KVM. Decisions use hysteresis (heat above hot to leave KVM, below
-// cold to stay after a trial), a minimum residency in periods, and a budget
-// of placement changes per period for the whole VM, so nothing ping-pongs.
-// Every cost is measured on the running host: move latency and time on each
-// backend come from the vCPU's own counters.
+// The model. In a period, a vCPU that is not halted does guest work of three
+// kinds, which the policy estimates from its counters (VcpuPeriod):
+//   U  guest user code, in native seconds (what KVM takes for it);
+//   K  guest kernel code, in seconds on TCG;
+//   N  kernel stints: system calls, faults and interrupts that took it from
+//      user mode into the kernel and back (returns to user mode on TCG).
+// Halted time (idle_s) is no work for either backend and is left out of both
+// sides: a vCPU that waits at a barrier or sleeps is not "doing badly on KVM".
+// With s = TCG's slowdown on this vCPU's code (KVM's native instruction rate
+// over the vCPU's TCG rate) and c = a round trip KVM -> TCG -> KVM (its own
+// measured move latencies), the wall time of that work is, where KVM runs only
+// guest user mode (PVM):
+//   on TCG:  T_tcg = s·U + K
+//   on KVM:  T_kvm = U + K + N·c + X
+// X is what its moves cost the other vCPUs: each entry into KVM after a TLB
+// flush zaps the VM's shadow MMU, and every other vCPU on KVM then rebuilds
+// its shadow roots. X = zaps · zap-us · (other vCPUs on KVM), with zaps per
+// stint measured while it was on KVM. Where KVM runs kernel code (VT-x,
+// AMD-V), W = native work (user and kernel) and O = what leaving KVM for
+// event delivery costs per second of W (measured on KVM, 0 until then):
+//   on TCG:  T_tcg = s·W          on KVM:  T_kvm = W·(1 + O)
+// The vCPU goes where its T is smaller by more than `margin`; otherwise it
+// stays. Each side is predicted from what is measured on the other, so no
+// trial placement is needed, and nothing locks in: every input is a moving
+// average over about two periods, and every period decides afresh. Moves are
+// rationed by `budget` per period for the VM, the largest gains first, and a
+// placement lasts at least `min-residency` periods.
 //
-// Progress. Time alone would send a vCPU to TCG whose user code TCG runs
-// far slower than KVM (floating point: 10x and more), although it gets more
-// done on KVM even with its moves. So heat is a necessary condition, not a
-// sufficient one: a hot vCPU leaves KVM only if it would progress faster on
-// TCG. On TCG it would get its KVM time plus the time its moves took, at
-// its TCG instruction rate (guest instructions per TCG second, counted by
-// TCG and remembered from its last stretch there); on KVM it got its KVM
-// time at KVM's native rate (the start-up probe's user-mode loop, a
-// best-case rate, which leans towards keeping vCPUs on KVM). Without both
-// rates, heat decides alone.
+// Estimating the inputs. On KVM under PVM: U = kvm_s + tcg_user_s/s (user
+// code that ran on TCG between a return and the move back), K = tcg_s -
+// tcg_user_s - idle_s, N = returns to user on TCG, c = 2·move_s/moves. On TCG:
+// U = tcg_user_s/s, K = tcg_s - tcg_user_s - idle_s, N likewise. s comes from
+// the vCPU's TCG instruction rate (tcg_insns over its busy TCG time) and the
+// start-up probe's native rate; without both it is `tcg-slowdown`.
 //
-// Wins: mixed workloads, where compute threads and I/O or syscall threads
-// sit on different vCPUs: the compute gets native speed, and the rest
-// avoids paying two moves per kernel entry. Phase changes are followed
-// within a few periods.
-// Loses: a vCPU that alternates faster than the period (heat averages out),
-// and very short trials on PVM, which pay a move per kernel entry while they
-// last. KVM's rate is the host's, not the vCPU's (no PMU in the guests this
-// runs on), and TCG's rate mixes the vCPU's kernel and user code, so the
-// progress comparison is an estimate.
+// Where the model is wrong:
+// - s mixes the vCPU's kernel and user code (TCG counts both), and KVM's rate
+//   is the probe's integer loop, not this vCPU's code: floating-point code is
+//   slowed more than s says, and memory-bound code less.
+// - X assumes a zap costs every other KVM vCPU about what it cost the zapper;
+//   the rebuild is really proportional to the pages each of them touches next.
+// - It treats the vCPUs as independent: two threads that wait for each other
+//   (a barrier, a lock) gain from the slower one's speed-up more than it says.
+// - Behaviour that alternates faster than the period averages out.
+// - On VT-x/AMD-V it keeps nearly everything on KVM: that is right for speed,
+//   and instrumentation users should use `sample` instead.
 #include <algorithm>
 #include <vector>
 
@@ -54,99 +60,134 @@ class HotTcgPolicy final : public Policy {
 
   std::vector<Param> Params() override {
     return {
-        {"hot", &hot_, 0.0, 1.0, "heat above which a KVM-placed vCPU goes to TCG"},
-        {"cold", &cold_, 0.0, 1.0, "heat below which a trial on KVM is kept"},
+        {"margin", &margin_, 0.0, 0.9, "relative gain a move must promise (hysteresis)"},
         {"min-residency", &min_residency_, 1, 1000, "periods before a placement may change"},
         {"budget", &budget_, 1, 1024, "placement changes per period, whole VM"},
-        {"probe-every", &probe_every_, 1, 10000, "periods between trials of a TCG vCPU on KVM"},
-        {"probe-max", &probe_max_, 1, 100000, "longest interval between trials"},
-        {"progress", &progress_, 0, 1, "1: leave KVM only where TCG gets more done; 0: heat alone"},
+        {"tcg-slowdown", &default_slowdown_, 1, 1000,
+         "TCG's slowdown on guest code when no instruction rates are known"},
+        {"move-us", &default_move_us_, 0, 100000, "one move's cost before any is measured"},
+        {"zap-us", &zap_us_, 0, 100000,
+         "cost of one shadow-MMU zap to each other vCPU on KVM"},
+        {"smoothing", &alpha_, 0.05, 1.0, "weight of the newest period in the averages"},
     };
   }
 
   void Decide(const HostInfo& host, std::span<const VcpuPeriod> periods,
               std::span<Backend> out) override {
-    if (state_.size() != periods.size()) state_.assign(periods.size(), VcpuState{probe_every_});
+    if (state_.size() != periods.size()) state_.assign(periods.size(), VcpuState{});
+    unsigned on_kvm = 0;
+    for (const VcpuPeriod& p : periods) on_kvm += p.placed == Backend::kKvm;
+
     struct Candidate {
       unsigned vcpu;
       Backend to;
-      double priority;  // higher first
+      double gain;  // seconds saved per second of work, larger first
     };
     std::vector<Candidate> candidates;
     for (unsigned i = 0; i < periods.size(); ++i) {
       const VcpuPeriod& p = periods[i];
       VcpuState& st = state_[i];
       if (p.period_s <= 0) continue;
-      if (p.placed == Backend::kKvm) {
-        const double heat = std::clamp((p.tcg_s + p.move_s) / p.period_s, 0.0, 1.0);
-        const bool tcg_is_slower = progress_ >= 0.5 && ProgressesFasterOnKvm(host, p, st);
-        if (st.on_trial) {
-          st.on_trial = false;
-          if (heat < cold_ || tcg_is_slower) {
-            st.interval = probe_every_;   // it belongs on KVM
-          } else {
-            st.interval = std::min(st.interval * 2, probe_max_);
-            st.wait = st.interval;
-            candidates.push_back({i, Backend::kTcg, 1.0 + heat});
-          }
-          continue;
-        }
-        if (heat > hot_ && p.periods_placed >= min_residency_ && !tcg_is_slower) {
-          st.wait = st.interval;
-          candidates.push_back({i, Backend::kTcg, heat});
-        }
-      } else {
-        if (p.tcg_s >= kMinRateSample && p.tcg_insns > 0) {
-          const double rate = double(p.tcg_insns) / p.tcg_s;
-          st.tcg_ips = st.tcg_ips > 0 ? 0.7 * st.tcg_ips + 0.3 * rate : rate;
-        }
-        if (p.periods_placed < min_residency_) continue;
-        // Where KVM runs only user mode, a vCPU's heat on KVM is at least its
-        // kernel share of TCG time: the kernel work stays on TCG, and KVM can
-        // only shrink the user part and add moves. A vCPU already hotter than
-        // that on TCG would fail its trial, so it does not get one.
-        if (!host.kvm_runs_kernel && p.tcg_s > 0 && 1 - p.tcg_user_s / p.tcg_s > hot_) continue;
-        st.wait -= 1;
-        if (st.wait <= 0) candidates.push_back({i, Backend::kKvm, 0.5});
+      Learn(host, p, st);
+      if (!st.known || p.periods_placed < min_residency_) continue;
+      const Costs c = Predict(host, st, on_kvm - (p.placed == Backend::kKvm));
+      if (c.work <= 0) continue;  // halted all along: nothing to weigh
+      const double here = p.placed == Backend::kKvm ? c.kvm : c.tcg;
+      const double there = p.placed == Backend::kKvm ? c.tcg : c.kvm;
+      if (there < (1 - margin_) * here) {
+        candidates.push_back({i, p.placed == Backend::kKvm ? Backend::kTcg : Backend::kKvm,
+                              (here - there) / c.work});
       }
     }
-    // Spend the budget on the hottest vCPUs first, then on trials.
     std::sort(candidates.begin(), candidates.end(),
-              [](const Candidate& a, const Candidate& b) { return a.priority > b.priority; });
+              [](const Candidate& a, const Candidate& b) { return a.gain > b.gain; });
     const size_t n = std::min(candidates.size(), size_t(budget_));
-    for (size_t k = 0; k < n; ++k) {
-      const Candidate& c = candidates[k];
-      out[c.vcpu] = c.to;
-      if (c.to == Backend::kKvm) state_[c.vcpu].on_trial = true;
-    }
+    for (size_t k = 0; k < n; ++k) out[candidates[k].vcpu] = candidates[k].to;
   }
 
  private:
+  // Moving averages, per second of wall time, of what the model needs.
   struct VcpuState {
-    double wait;            // periods until the next trial on KVM
-    double interval = 0;    // current interval between trials
-    bool on_trial = false;
-    double tcg_ips = 0;     // its guest instructions per second on TCG; 0 = unknown
-    explicit VcpuState(double every) : wait(every), interval(every) {}
+    bool known = false;
+    double user = 0;        // U: native seconds of user work
+    double kernel = 0;      // K: kernel seconds on TCG
+    double stints = 0;      // N
+    double work = 0;        // W (VT-x): native seconds of work
+    double tcg_ips = 0;     // its guest instructions per busy TCG second; 0 = unknown
+    double round_trip = 0;  // c, seconds; 0 = not measured yet
+    double zaps_per_stint = 0;
+    double overhead = 0;    // O (VT-x): leaving KVM, per second of W
+  };
+  struct Costs {
+    double tcg, kvm, work;
   };
 
-  // Seconds of TCG time in a period below which its rate is too noisy to keep.
-  static constexpr double kMinRateSample = 0.01;
+  double Avg(double old, double now) const { return old + alpha_ * (now - old); }
 
-  // Would this vCPU, hot on KVM, get less done on TCG? (See "Progress".)
-  static bool ProgressesFasterOnKvm(const HostInfo& host, const VcpuPeriod& p,
-                                    const VcpuState& st) {
-    if (host.kvm_user_ips <= 0 || st.tcg_ips <= 0) return false;
-    return p.kvm_s * host.kvm_user_ips > (p.kvm_s + p.move_s) * st.tcg_ips;
+  double Slowdown(const HostInfo& host, const VcpuState& st) const {
+    if (host.kvm_user_ips > 0 && st.tcg_ips > 0)
+      return std::max(1.0, host.kvm_user_ips / st.tcg_ips);
+    return default_slowdown_;
   }
 
-  double hot_ = 0.6;
-  double cold_ = 0.3;
+  void Learn(const HostInfo& host, const VcpuPeriod& p, VcpuState& st) {
+    const double busy_tcg = std::max(0.0, p.tcg_s - p.idle_s);
+    if (busy_tcg >= kMinRateSample && p.tcg_insns > 0) {
+      const double rate = double(p.tcg_insns) / busy_tcg;
+      st.tcg_ips = st.tcg_ips > 0 ? Avg(st.tcg_ips, rate) : rate;
+    }
+    if (p.moves >= 2) {
+      const double rt = 2 * p.move_s / double(p.moves);
+      st.round_trip = st.round_trip > 0 ? Avg(st.round_trip, rt) : rt;
+    }
+    const double s = Slowdown(host, st);
+    const double per = 1 / p.period_s;
+    const double user_on_tcg = std::min(p.tcg_user_s, busy_tcg);
+    const double kernel = std::max(0.0, busy_tcg - user_on_tcg);
+    const double stints = double(std::max(p.tcg_user_returns, p.kernel_entries));
+    const bool kvm = p.placed == Backend::kKvm;
+    double user, work;
+    if (host.kvm_runs_kernel) {
+      // Idle time is spent where the vCPU is placed; on KVM it is KVM time.
+      const double busy_kvm = std::max(0.0, p.kvm_s - (kvm ? p.idle_s : 0));
+      work = kvm ? busy_kvm : busy_tcg / s;
+      user = work;
+      if (kvm && busy_kvm > 0)
+        st.overhead = Avg(st.overhead, (busy_tcg + p.move_s) / busy_kvm);
+    } else {
+      user = (kvm ? p.kvm_s : 0) + user_on_tcg / s;
+      work = user;
+      if (kvm && stints > 0)
+        st.zaps_per_stint = Avg(st.zaps_per_stint, std::min(1.0, p.shadow_zaps / stints));
+    }
+    const double a = st.known ? alpha_ : 1;  // the first period sets the averages
+    st.user += a * (user * per - st.user);
+    st.kernel += a * (kernel * per - st.kernel);
+    st.stints += a * (stints * per - st.stints);
+    st.work += a * (work * per - st.work);
+    st.known = true;
+  }
+
+  Costs Predict(const HostInfo& host, const VcpuState& st, unsigned others_on_kvm) const {
+    const double s = Slowdown(host, st);
+    if (host.kvm_runs_kernel)
+      return {s * st.work, st.work * (1 + st.overhead), st.work};
+    const double rt = st.round_trip > 0 ? st.round_trip : 2 * default_move_us_ * 1e-6;
+    const double others = st.stints * st.zaps_per_stint * zap_us_ * 1e-6 * others_on_kvm;
+    return {s * st.user + st.kernel, st.user + st.kernel + st.stints * rt + others,
+            st.user + st.kernel};
+  }
+
+  // Seconds of busy TCG time in a period below which its rate is too noisy to keep.
+  static constexpr double kMinRateSample = 0.01;
+
+  double margin_ = 0.1;
   double min_residency_ = 2;
   double budget_ = 2;
-  double probe_every_ = 10;
-  double probe_max_ = 160;
-  double progress_ = 1;
+  double default_slowdown_ = 10;
+  double default_move_us_ = 60;
+  double zap_us_ = 50;
+  double alpha_ = 0.5;
   std::vector<VcpuState> state_;
 };
 

@@ -14,7 +14,7 @@ from mixedvm_testlib import QmpError, check, mixed_guest, require_kvm, run, vcpu
 
 require_kvm()
 
-PARAMS = "probe-every=3:min-residency=2"
+PARAMS = "margin=0.2:min-residency=2"
 
 
 def wait_placement(g, want, seconds):
@@ -34,7 +34,7 @@ def test(guests):
     guests.append(g)
     g.start()
     st = g.qmp.execute("query-mixed-policy")
-    check(st["policy"] == "hot-tcg" and "probe-every=3" in st["params"], f"policy state: {st}")
+    check(st["policy"] == "hot-tcg" and "margin=0.2" in st["params"], f"policy state: {st}")
     check([p["name"] for p in st["available"]] == ["static", "kvm-only", "tcg-only", "hot-tcg", "sample"],
           f"available: {st['available']}")
     g.wait_for(r"MIXEDVM-READY", timeout=120)
@@ -51,7 +51,7 @@ def test(guests):
     check("policy" in reasons, f"no VCPU_ACCEL_CHANGED with reason policy: {reasons}")
 
     for bad, needle in [({"policy": "fastest"}, "unknown policy 'fastest'"),
-                        ({"policy": "hot-tcg", "params": "hot=7"}, "outside [0, 1]"),
+                        ({"policy": "hot-tcg", "params": "margin=7"}, "outside [0, 0.9]"),
                         ({"policy": "hot-tcg", "params": "speed=1"}, "unknown parameter 'speed'")]:
         try:
             g.qmp.execute("mixed-set-policy", **bad)

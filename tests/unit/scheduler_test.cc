@@ -111,13 +111,13 @@ TEST(SchedCApi, RoundTrip) {
   mixedvm_sched_register_thread();
   EXPECT_EQ(mixedvm_sched_placement(s, 1), MIXEDVM_BACKEND_KVM);
   mixedvm_sched_unregister_thread();
-  EXPECT_FALSE(mixedvm_sched_set_policy(s, "hot-tcg", "hot=3", err, sizeof err));
+  EXPECT_FALSE(mixedvm_sched_set_policy(s, "hot-tcg", "margin=3", err, sizeof err));
   EXPECT_STREQ(mixedvm_sched_policy(s), "kvm-only") << "a failed switch keeps the old policy";
-  EXPECT_TRUE(mixedvm_sched_set_policy(s, "hot-tcg", "hot=0.8", err, sizeof err)) << err;
+  EXPECT_TRUE(mixedvm_sched_set_policy(s, "hot-tcg", "margin=0.3", err, sizeof err)) << err;
   EXPECT_STREQ(mixedvm_sched_policy(s), "hot-tcg");
   char params[256];
   mixedvm_sched_params(s, params, sizeof params);
-  EXPECT_NE(std::string(params).find("hot=0.8"), std::string::npos) << params;
+  EXPECT_NE(std::string(params).find("margin=0.3"), std::string::npos) << params;
   EXPECT_FALSE(mixedvm_sched_request(s, 5, MIXEDVM_BACKEND_KVM, err, sizeof err));
   EXPECT_NE(std::string(err).find("vCPU 5 does not exist"), std::string::npos) << err;
   char why[256];
@@ -132,7 +132,7 @@ TEST(TraceRecord, WhatIsWrittenReadsBackByName) {
   r.sample = {.now_ns = 5, .kvm_ns = 6, .tcg_ns = 7, .moves = 8, .move_ns = 9,
               .kernel_entries = 10, .kvm_exits = 0, .running = MIXEDVM_BACKEND_KVM,
               .tcg_user_ns = 11, .tcg_insns = 12, .shadow_zaps = 13,
-              .kvm_tlb_flushes = 14};
+              .kvm_tlb_flushes = 14, .idle_ns = 15, .tcg_user_returns = 16};
   r.vcpu = 3;
   r.placed = MIXEDVM_BACKEND_KVM;
   const TraceReader reader(TraceHeader());
@@ -147,6 +147,8 @@ TEST(TraceRecord, WhatIsWrittenReadsBackByName) {
   EXPECT_EQ(back->sample.tcg_insns, 12u);
   EXPECT_EQ(back->sample.shadow_zaps, 13u);
   EXPECT_EQ(back->sample.kvm_tlb_flushes, 14u);
+  EXPECT_EQ(back->sample.idle_ns, 15u);
+  EXPECT_EQ(back->sample.tcg_user_returns, 16u);
   char header[512], line[512];
   ASSERT_TRUE(mixedvm_trace_header(header, sizeof header));
   EXPECT_EQ(std::string(header), TraceHeader()) << "QEMU writes the same header";

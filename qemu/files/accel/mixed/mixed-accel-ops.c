@@ -74,12 +74,16 @@ static void mixed_account(CPUState *cpu, int64_t now)
  * may be a moment stale, never negative.
  */
 void mixed_vcpu_times(CPUState *cpu, int64_t now, int64_t *kvm_ns,
-                      int64_t *tcg_ns, int64_t *tcg_user_ns)
+                      int64_t *tcg_ns, int64_t *tcg_user_ns, int64_t *idle_ns)
 {
     AccelCPUState *mv = cpu->accel;
     VcpuAccel current = qatomic_load_acquire(&mv->current);
     int64_t open = MAX(now - qatomic_read(&mv->since_ns), 0);
     int64_t user_since = qatomic_read(&mv->tcg_user_since_ns);
+    int64_t idle_since = qatomic_read(&mv->idle_since_ns);
+
+    *idle_ns = qatomic_read(&mv->idle_ns) +
+               (idle_since ? MAX(now - idle_since, 0) : 0);
 
     *kvm_ns = mv->ns_on[VCPU_ACCEL_KVM] + (current == VCPU_ACCEL_KVM ? open : 0);
     *tcg_ns = mv->ns_on[VCPU_ACCEL_TCG] + (current == VCPU_ACCEL_TCG ? open : 0);
@@ -286,6 +290,28 @@ void mixed_tcg_kernel_entered(CPUState *cpu)
     mixed_tcg_user_clock_stop(cpu->accel, mixed_now_ns());
 }
 
+/*
+ * qemu_wait_io_event(), with the time a halted vCPU waits for an event
+ * counted apart: it is neither backend's work, so a policy must not weigh
+ * it for or against either (docs/scheduler.md). It counts in the time of
+ * the backend the vCPU is on, like any other time.
+ */
+static void mixed_wait_io_event(CPUState *cpu)
+{
+    AccelCPUState *mv = cpu->accel;
+    int64_t since;
+
+    if (!cpu->halted) {
+        qemu_wait_io_event(cpu);
+        return;
+    }
+    since = mixed_now_ns();
+    qatomic_set(&mv->idle_since_ns, since);
+    qemu_wait_io_event(cpu);
+    qatomic_set(&mv->idle_ns, mv->idle_ns + mixed_now_ns() - since);
+    qatomic_set(&mv->idle_since_ns, 0);
+}
+
 typedef struct MixedForceRcu {
     Notifier notifier;
     CPUState *cpu;
@@ -373,7 +399,7 @@ static void *mixed_vcpu_thread_fn(void *arg)
             }
         }
         qatomic_set_mb(&cpu->exit_request, 0);
-        qemu_wait_io_event(cpu);
+        mixed_wait_io_event(cpu);
     } while (!cpu->unplug || cpu_can_run(cpu));
 
     mixedvm_kvm_stats_free(mv->kvm_stats);

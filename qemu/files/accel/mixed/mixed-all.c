@@ -148,15 +148,17 @@ static void mixed_sample_vcpus(int64_t now, MixedvmVcpuSample *samples,
         AccelCPUState *mv = cpu->accel;
         MixedvmVcpuSample *smp = &samples[cpu->cpu_index];
         VcpuAccel current = qatomic_load_acquire(&mv->current);
-        int64_t kvm_ns, tcg_ns, tcg_user_ns;
+        int64_t kvm_ns, tcg_ns, tcg_user_ns, idle_ns;
 
-        mixed_vcpu_times(cpu, now, &kvm_ns, &tcg_ns, &tcg_user_ns);
+        mixed_vcpu_times(cpu, now, &kvm_ns, &tcg_ns, &tcg_user_ns, &idle_ns);
         placed[cpu->cpu_index] = mixed_vcpu_target(cpu) == VCPU_ACCEL_KVM ?
                                  MIXEDVM_BACKEND_KVM : MIXEDVM_BACKEND_TCG;
         smp->now_ns = now;
         smp->kvm_ns = kvm_ns;
         smp->tcg_ns = tcg_ns;
         smp->tcg_user_ns = tcg_user_ns;
+        smp->idle_ns = idle_ns;
+        smp->tcg_user_returns = qatomic_read(&mv->tcg_user_returns);
         smp->tcg_insns = qatomic_read(&cpu->neg.mixed_tcg_insns);
         smp->moves = mv->moves;
         smp->move_ns = mv->move_ns;

@@ -130,6 +130,8 @@ struct AccelCPUState {
     uint64_t tcg_user_returns;  /* returns to user mode executed on TCG */
     int64_t tcg_user_ns;        /* time in guest user mode on TCG */
     int64_t tcg_user_since_ns;  /* start of the current user stretch, or 0 */
+    int64_t idle_ns;            /* time halted, waiting for an event */
+    int64_t idle_since_ns;      /* start of the current halt, or 0 */
     uint64_t fallbacks;
     uint64_t code_syncs;        /* reads of KVM's dirty log (mixed-coherence.c) */
     uint64_t code_pages_invalidated;
@@ -178,7 +180,7 @@ static inline int64_t mixed_now_ns(void)
     return get_clock();
 }
 void mixed_vcpu_times(CPUState *cpu, int64_t now, int64_t *kvm_ns,
-                      int64_t *tcg_ns, int64_t *tcg_user_ns);
+                      int64_t *tcg_ns, int64_t *tcg_user_ns, int64_t *idle_ns);
 void mixed_safe_point(CPUState *cpu);
 
 #endif /* ACCEL_MIXED_INTERNAL_H */

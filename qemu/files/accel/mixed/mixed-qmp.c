@@ -66,7 +66,8 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
         v->tcg_insns = qatomic_read(&cpu->neg.mixed_tcg_insns);
         v->kvm_tlb_flushes = qatomic_read(&mv->kvm_tlb_flushes);
         v->shadow_zaps = qatomic_read(&mv->shadow_zaps);
-        mixed_vcpu_times(cpu, now, &v->kvm_ns, &v->tcg_ns, &v->tcg_user_ns);
+        mixed_vcpu_times(cpu, now, &v->kvm_ns, &v->tcg_ns, &v->tcg_user_ns,
+                         &v->idle_ns);
         if (mv->has_last_move) {
             v->last_move = QAPI_CLONE(VcpuAccelMove, &mv->last_move);
         }
