@@ -146,6 +146,7 @@ configure_args() {
     local tree=$1
     echo "$tree/configure" --target-list=x86_64-softmmu \
         --without-default-features --enable-kvm --enable-tcg --enable-mixedvm \
+        --enable-plugins \
         --disable-docs --disable-fdt --disable-download --disable-install-blobs \
         --python=/usr/bin/python3 \
         --firmwarepath=/usr/share/qemu:/usr/share/seabios
@@ -185,7 +186,9 @@ link_firmware() {
 
 compile() {
     step "compiling QEMU"
-    ninja -C "$obj" qemu-system-x86_64 || die "QEMU build failed"
+    # TCG plugins too: QEMU's examples (contrib/plugins, tests/tcg/plugins) and
+    # ours, contrib/plugins/libmixedvm.so (docs/mixed.md, "Analysis").
+    ninja -C "$obj" qemu-system-x86_64 contrib-plugins test-plugins || die "QEMU build failed"
     link_firmware
     step "built $obj/qemu-system-x86_64"
 }

@@ -50,6 +50,9 @@ ARTIFACTS = {
     "qemu": os.path.join(BUILD, "qemu", "qemu-system-x86_64"),
     "kernel": os.path.join(BUILD, "image", "vmlinuz"),
     "initrd": os.path.join(BUILD, "image", "initrd.img"),
+    # our TCG plugin (qemu/files/contrib/plugins/mixedvm.c); QEMU's examples are beside
+    # it in contrib/plugins and in tests/tcg/plugins
+    "plugin": os.path.join(BUILD, "qemu", "contrib", "plugins", "libmixedvm.so"),
 }
 
 
@@ -264,7 +267,7 @@ def cmd_image(_args=None, built=False):
 
 def cmd_path(args):
     if len(args) != 1 or args[0] not in ARTIFACTS:
-        raise Fail("usage: tools/mixedvm path qemu|kernel|initrd")
+        raise Fail("usage: tools/mixedvm path qemu|kernel|initrd|plugin")
     path = ARTIFACTS[args[0]]
     if not os.path.exists(path):
         raise Fail(f"{args[0]} is not built yet ({path})", hint="run: tools/mixedvm build image")
@@ -402,7 +405,7 @@ def cmd_test(args):
     cmd_build()
     cmd_image(built=True)
     env = dict(os.environ, MIXEDVM_QEMU=ARTIFACTS["qemu"], MIXEDVM_KERNEL=ARTIFACTS["kernel"],
-               MIXEDVM_INITRD=ARTIFACTS["initrd"])
+               MIXEDVM_INITRD=ARTIFACTS["initrd"], MIXEDVM_PLUGIN=ARTIFACTS["plugin"])
     say("▸ running the tests (meson test)")
     t0 = time.monotonic()
     argv = ["meson", "test", "-C", BUILD, "--print-errorlogs", "--no-rebuild"] + list(args)

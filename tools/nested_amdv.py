@@ -62,7 +62,7 @@ def shared_libs(binary):
     return [w for line in out.splitlines() for w in line.split() if w.startswith("/")]
 
 
-def build_l1_initrd(l2_args, l2_append, kernel_pkg_dir):
+def build_l1_initrd(l2_args, l2_append, kernel_pkg_dir, plugin=None):
     cpio = Cpio()
     for d in ["bin", "dev", "proc", "sys", "mod", "opt", "fw", "l2", "lib",
               "lib/x86_64-linux-gnu", "lib64"]:
@@ -83,6 +83,8 @@ def build_l1_initrd(l2_args, l2_append, kernel_pkg_dir):
         cpio.file(dest + os.path.basename(lib), open(os.path.realpath(lib), "rb").read())
     for fw in FIRMWARE:
         cpio.file("fw/" + os.path.basename(fw), open(os.path.realpath(fw), "rb").read(), 0o644)
+    if plugin:
+        cpio.file("opt/libmixedvm.so", open(plugin, "rb").read(), 0o755)
     cpio.file("l2/vmlinuz", open(artifact("kernel"), "rb").read(), 0o644)
     cpio.file("l2/initrd.img", open(artifact("initrd"), "rb").read(), 0o644)
     cpio.file("l2/qemu-args", l2_args.encode(), 0o644)
@@ -126,11 +128,13 @@ class L2Monitor:
 
 
 def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10,
-               l2_extra="", mover=False):
+               l2_extra="", mover=False, plugin=False):
     """Runs cmd in L2; returns its serial log, L1's, L2's last query-vcpu-accel and
     whether L2's QEMU exited cleanly. With mover, each look at L2 once its user space
     runs also flips one vCPU (in turn) to the other backend over QMP, so that moves in
-    both directions happen while the guest runs; res["qmp_moves"] counts them."""
+    both directions happen while the guest runs; res["qmp_moves"] counts them. With
+    plugin, L2 runs this tree's TCG plugin (libmixedvm.so), whose per-vCPU report comes
+    back through L1's fourth serial port: res["plugin"], a list of dicts."""
     work = tempfile.mkdtemp(prefix="mixedvm-nested-")
     deb = fetch_kernel_deb()
     pkg = os.path.join(work, "kernel-pkg")
@@ -139,11 +143,12 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
                      if f.startswith("vmlinuz"))
     # The probe's verdict goes to L1's console through L2's stderr, whatever QMP does.
     l2_args = f"-accel {accel} -smp {smp} -m 512M -trace mixed_probe" + \
-        (f" -cpu {cpu}" if cpu else "") + (f" {l2_extra}" if l2_extra else "")
+        (f" -cpu {cpu}" if cpu else "") + (f" {l2_extra}" if l2_extra else "") + \
+        (" -plugin /opt/libmixedvm.so,out=/dev/ttyS3" if plugin else "")
     l2_append = f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} mixedvm.cmd="{cmd}"'
     initrd = os.path.join(work, "l1-initrd.img")
     with open(initrd, "wb") as f:
-        f.write(build_l1_initrd(l2_args, l2_append, pkg))
+        f.write(build_l1_initrd(l2_args, l2_append, pkg, artifact("plugin") if plugin else None))
     # The unpacked package is ~400 MB; keep only L1's kernel.
     l1_kernel = shutil.copy(l1_kernel, os.path.join(work, "l1-vmlinuz"))
     shutil.rmtree(pkg)
@@ -155,7 +160,8 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
             "-append", "console=ttyS0 quiet panic=-1",
             "-serial", f"file:{l1_log}", "-serial", f"file:{l2_log}",
             "-chardev", f"socket,id=l2qmp,path={l2_qmp},server=on,wait=off",
-            "-serial", "chardev:l2qmp"]
+            "-serial", "chardev:l2qmp",
+            "-serial", f"file:{os.path.join(work, 'l2-plugin.log')}"]
     if echo:
         print(f"L0: {' '.join(argv)}\nL2: {l2_args}\nlogs in {work}", flush=True)
     res = {"log_dir": work, "vcpus": None, "kvm_runs_kernel": None,
@@ -198,6 +204,12 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
             l0.wait()
     res["l2_serial"], res["l1_serial"] = read(l2_log), read(l1_log)
     res["l2_qemu_clean_exit"] = "L2's QEMU exited rc=0" in res["l1_serial"]
+    res["plugin"] = []
+    for line in read(os.path.join(work, "l2-plugin.log")).splitlines():
+        try:
+            res["plugin"].append(json.loads(line.strip()))
+        except ValueError:
+            pass
     probe = re.search(r"mixed_probe kvm_runs_kernel=(\d)", res["l1_serial"])
     res["probe_says_kernel"] = bool(probe) and probe.group(1) == "1"
     if echo:
@@ -213,14 +225,18 @@ def main():
     ap.add_argument("--accel", default="mixed", help="L2's -accel")
     ap.add_argument("--l2-extra", default="", help="more arguments for L2's QEMU (e.g. -trace ...)")
     ap.add_argument("--every", type=float, default=10, help="seconds between looks at L2")
+    ap.add_argument("--plugin", action="store_true", help="run L2 with libmixedvm.so")
     ap.add_argument("--mover", action="store_true",
                     help="flip one vCPU to the other backend at each look")
     ap.add_argument("--cmd", default="dmesg | grep -i -E 'tsc|clocksource|x2apic|apic routing'; "
                     "selfcheck --scale 0.05")
     args = ap.parse_args()
     res = run_nested(args.cmd, args.smp, args.cpu, args.accel, args.minutes, echo=True,
-                     every=args.every, l2_extra=args.l2_extra, mover=args.mover)
+                     every=args.every, l2_extra=args.l2_extra, mover=args.mover,
+                     plugin=args.plugin)
     print("--- L1 ---\n" + res["l1_serial"][-2000:])
+    if res["plugin"]:
+        print("L2 plugin: " + json.dumps(res["plugin"]))
     print(f"L2 kvm-runs-kernel: {res['kvm_runs_kernel']}; QMP moves: {res['qmp_moves']}; "
           f"vCPUs: {json.dumps(res['vcpus'])}")
     return 0 if "MIXEDVM-END rc=0" in res["l2_serial"] else 1

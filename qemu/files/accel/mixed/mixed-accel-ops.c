@@ -129,14 +129,23 @@ void mixed_vcpu_placed(CPUState *cpu, VcpuAccel target,
     qemu_cpu_kick(cpu);
 }
 
+/*
+ * Kept on TCG whatever its placement: KVM failed it, or gdb is attached
+ * (mixed_gdb_hold).
+ */
+static bool mixed_vcpu_held_on_tcg(CPUState *cpu)
+{
+    return cpu->accel->kvm_failed || qatomic_read(&mixed_state()->gdb_attached);
+}
+
 /* Where this vCPU should execute right now. */
 static VcpuAccel mixed_wanted_backend(CPUState *cpu)
 {
-    AccelCPUState *mv = cpu->accel;
     bool runs_kernel = mixed_state()->kvm_runs_kernel;
+    AccelCPUState *mv = cpu->accel;
     bool deliverable;
 
-    if (mixed_vcpu_target(cpu) == VCPU_ACCEL_TCG || mv->kvm_failed) {
+    if (mixed_vcpu_target(cpu) == VCPU_ACCEL_TCG || mixed_vcpu_held_on_tcg(cpu)) {
         return VCPU_ACCEL_TCG;
     }
     if (mixed_state()->event_exit && mixed_x86_event_pending(cpu, &deliverable) &&
@@ -280,7 +289,7 @@ void mixed_tcg_user_mode_entered(CPUState *cpu)
     mv->tcg_user_returns++;
     mixed_tcg_user_clock_start(mv, mixed_now_ns());
     /* PVM: user mode is where KVM runs the guest natively; go there. */
-    if (mixed_vcpu_target(cpu) == VCPU_ACCEL_KVM && !mv->kvm_failed) {
+    if (mixed_vcpu_target(cpu) == VCPU_ACCEL_KVM && !mixed_vcpu_held_on_tcg(cpu)) {
         cpu_exit(cpu);
     }
 }
@@ -310,6 +319,32 @@ static void mixed_wait_io_event(CPUState *cpu)
     qemu_wait_io_event(cpu);
     qatomic_set(&mv->idle_ns, mv->idle_ns + mixed_now_ns() - since);
     qatomic_set(&mv->idle_since_ns, 0);
+}
+
+/*
+ * gdb attached or detached (gdbstub, main loop, BQL held). While it is
+ * attached every vCPU runs on TCG: each leaves KVM at its next safe point,
+ * so gdb's breakpoints, watchpoints and single steps are TCG's own
+ * (cpu->breakpoints, checked as TCG translates and executes) and nothing
+ * writes int3 into guest RAM. gdbstub stops the VM when gdb attaches, so
+ * no guest instruction runs on KVM between attaching and the first stop
+ * report. Detaching gives every vCPU back to its placement.
+ */
+void mixed_gdb_hold(bool attached)
+{
+    MixedState *s = mixed_state();
+    CPUState *cpu;
+
+    if (qatomic_read(&s->gdb_attached) == attached) {
+        return;
+    }
+    qatomic_set(&s->gdb_attached, attached);
+    info_report("mixed: gdb %s: %s", attached ? "attached" : "detached",
+                attached ? "every vCPU runs on TCG until it detaches"
+                         : "vCPUs return to their placement");
+    CPU_FOREACH(cpu) {
+        qemu_cpu_kick(cpu);
+    }
 }
 
 typedef struct MixedForceRcu {
@@ -382,7 +417,7 @@ static void *mixed_vcpu_thread_fn(void *arg)
                  */
                 if (mixed_state()->kvm_runs_kernel &&
                     mixed_vcpu_target(cpu) == VCPU_ACCEL_KVM &&
-                    !mv->kvm_failed) {
+                    !mixed_vcpu_held_on_tcg(cpu)) {
                     qatomic_set(&cpu->exit_request, 1);
                 }
                 bql_unlock();
@@ -491,6 +526,11 @@ static void mixed_synchronize_post_init(CPUState *cpu)
     run_on_cpu(cpu, mixed_do_after_put, RUN_ON_CPU_NULL);
 }
 
+static bool mixed_supports_guest_debug(void)
+{
+    return true;
+}
+
 static bool mixed_cpus_are_resettable(void)
 {
     return true;
@@ -513,8 +553,11 @@ static void mixed_accel_ops_class_init(ObjectClass *oc, void *data)
     ops->synchronize_post_reset = mixed_synchronize_post_reset;
     ops->synchronize_post_init = mixed_synchronize_post_init;
     ops->synchronize_pre_loadvm = kvm_cpu_synchronize_pre_loadvm;
-    /* No guest debug: KVM breakpoints would patch int3 into RAM that TCG
-     * vCPUs execute. gdbstub refuses to attach. */
+    /* gdb: TCG's breakpoints, every vCPU on TCG meanwhile (mixed_gdb_hold). */
+    ops->supports_guest_debug = mixed_supports_guest_debug;
+    ops->insert_breakpoint = tcg_insert_breakpoint;
+    ops->remove_breakpoint = tcg_remove_breakpoint;
+    ops->remove_all_breakpoints = tcg_remove_all_breakpoints;
 }
 
 static const TypeInfo mixed_accel_ops_type = {

@@ -456,9 +456,10 @@ static const struct {
       "a pending interrupt takes a vCPU off KVM so that TCG delivers it" },
 };
 
+/* TCG's: every vCPU runs on TCG while gdb is attached (mixed_gdb_hold). */
 static int mixed_gdbstub_sstep_flags(void)
 {
-    return 0;
+    return SSTEP_ENABLE | SSTEP_NOIRQ | SSTEP_NOTIMER;
 }
 
 static void mixed_accel_class_init(ObjectClass *oc, void *data)

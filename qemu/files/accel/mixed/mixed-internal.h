@@ -43,6 +43,7 @@ typedef struct MixedState {
     bool tcg_atomics;       /* x-tcg-atomics: TCG's LOCK ops as host atomics */
     bool tsc_sync;          /* x-tsc-sync: TCG reads KVM's TSC timeline */
     bool event_exit;        /* x-event-exit: pending events pull vCPUs off KVM */
+    bool gdb_attached;      /* every vCPU on TCG while gdb is attached */
     char *pin;              /* off, compact, split */
     MixedvmPinMode pin_mode;
     MixedvmPinner *pinner;  /* NULL when pin=off */

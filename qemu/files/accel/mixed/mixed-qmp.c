@@ -44,6 +44,7 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
     s = mixed_state();
     info = g_new0(MixedAccelInfo, 1);
     info->kvm_runs_kernel = s->kvm_runs_kernel;
+    info->gdb_attached = qatomic_read(&s->gdb_attached);
     info->kvm_probe = g_strdup(s->kvm_probe);
     info->policy = g_strdup(mixedvm_sched_policy(s->sched));
     tail = &info->vcpus;
@@ -68,6 +69,8 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
         v->shadow_zaps = qatomic_read(&mv->shadow_zaps);
         mixed_vcpu_times(cpu, now, &v->kvm_ns, &v->tcg_ns, &v->tcg_user_ns,
                          &v->idle_ns);
+        v->tcg_share = v->kvm_ns + v->tcg_ns > 0 ?
+                       (double)v->tcg_ns / (v->kvm_ns + v->tcg_ns) : 0;
         if (mv->has_last_move) {
             v->last_move = QAPI_CLONE(VcpuAccelMove, &mv->last_move);
         }
@@ -138,6 +141,11 @@ VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
     if (accel == VCPU_ACCEL_KVM && mv->kvm_failed) {
         error_setg(errp, "vCPU %" PRId64 " cannot run on KVM any more: it "
                    "fell back to TCG after a KVM failure", cpu_index);
+        return NULL;
+    }
+    if (accel == VCPU_ACCEL_KVM && qatomic_read(&mixed_state()->gdb_attached)) {
+        error_setg(errp, "vCPU %" PRId64 " stays on TCG while gdb is attached "
+                   "(gdb's breakpoints are TCG's); detach gdb first", cpu_index);
         return NULL;
     }
 

@@ -102,6 +102,26 @@ static inline bool mixed_kvm_joins_exclusive(void)
 }
 #endif
 
+/*
+ * gdb attached to the VM (true), or detached or disconnected (false). Under
+ * mixed every vCPU runs on TCG while gdb is attached, so that gdb's
+ * breakpoints, watchpoints and single steps are TCG's and nothing writes
+ * int3 into RAM behind TCG's back (accel/mixed/mixed-accel-ops.c).
+ */
+#ifdef CONFIG_MIXEDVM
+void mixed_gdb_hold(bool attached);
+static inline void mixed_gdb_attached(bool attached)
+{
+    if (mixed_enabled()) {
+        mixed_gdb_hold(attached);
+    }
+}
+#else
+static inline void mixed_gdb_attached(bool attached)
+{
+}
+#endif
+
 /* Why a vCPU left KVM without being asked (reported by kvm_cpu_exec). */
 typedef enum MixedKvmExit {
     MIXED_KVM_EXIT_SHUTDOWN,            /* triple fault, or a PVM tripwire */
