@@ -39,6 +39,8 @@ APT_PACKAGES = [
     "libbenchmark-dev",
     # guest image
     "busybox-static",
+    # the gdb test (tests/integration/test_mixed_nested_gdb.py)
+    "gdb",
     # only tools/npb_runner.py --report, for its plots
     "python3-matplotlib",
 ]

@@ -128,13 +128,16 @@ class L2Monitor:
 
 
 def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10,
-               l2_extra="", mover=False, plugin=False):
+               l2_extra="", mover=False, plugin=False, gdb_pty=False, on_look=None):
     """Runs cmd in L2; returns its serial log, L1's, L2's last query-vcpu-accel and
     whether L2's QEMU exited cleanly. With mover, each look at L2 once its user space
     runs also flips one vCPU (in turn) to the other backend over QMP, so that moves in
     both directions happen while the guest runs; res["qmp_moves"] counts them. With
     plugin, L2 runs this tree's TCG plugin (libmixedvm.so), whose per-vCPU report comes
-    back through L1's fourth serial port: res["plugin"], a list of dicts."""
+    back through L1's fourth serial port: res["plugin"], a list of dicts. With gdb_pty,
+    that port is a pseudo-terminal here instead (res["gdb_pty"]), for a gdb on this
+    machine to reach a gdbstub that L2 opens on /dev/ttyS3. on_look(mon, info, text, res),
+    if given, runs at each look with L2's monitor open."""
     work = tempfile.mkdtemp(prefix="mixedvm-nested-")
     deb = fetch_kernel_deb()
     pkg = os.path.join(work, "kernel-pkg")
@@ -161,12 +164,14 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
             "-serial", f"file:{l1_log}", "-serial", f"file:{l2_log}",
             "-chardev", f"socket,id=l2qmp,path={l2_qmp},server=on,wait=off",
             "-serial", "chardev:l2qmp",
-            "-serial", f"file:{os.path.join(work, 'l2-plugin.log')}"]
+            "-serial", "pty" if gdb_pty else f"file:{os.path.join(work, 'l2-plugin.log')}"]
     if echo:
         print(f"L0: {' '.join(argv)}\nL2: {l2_args}\nlogs in {work}", flush=True)
     res = {"log_dir": work, "vcpus": None, "kvm_runs_kernel": None,
-           "monitor_looks": 0, "monitor_error": None, "qmp_moves": 0}
-    l0 = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+           "monitor_looks": 0, "monitor_error": None, "qmp_moves": 0, "gdb_pty": None}
+    l0_err = open(os.path.join(work, "l0-output.log"), "w")
+    # QEMU prints where a pty serial port went on stdout, and its errors on stderr.
+    l0 = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=l0_err, stderr=subprocess.STDOUT)
     deadline, shown, last_look = time.monotonic() + minutes * 60, 0, time.monotonic()
     read = lambda path: open(path, errors="replace").read() if os.path.exists(path) else ""
     try:
@@ -184,9 +189,15 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
                 res["looked_at_ready"] = "MIXEDVM-READY" in text
                 last_look = time.monotonic()
                 res["monitor_looks"] += 1
+                if gdb_pty and not res["gdb_pty"]:
+                    pty = re.search(r"char device redirected to (\S+) \(label serial3\)",
+                                    read(l0_err.name))
+                    res["gdb_pty"] = pty and pty.group(1)
                 try:
                     mon = L2Monitor(l2_qmp)
                     info = mon.execute("query-vcpu-accel")
+                    if on_look:
+                        on_look(mon, info, text, res)
                     if mover and "MIXEDVM-READY" in text:
                         v = info["vcpus"][res["monitor_looks"] % len(info["vcpus"])]
                         other = "tcg" if v["accel"] == "kvm" else "kvm"
@@ -202,6 +213,7 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
         if res["timed_out"]:
             l0.terminate()
             l0.wait()
+        l0_err.close()
     res["l2_serial"], res["l1_serial"] = read(l2_log), read(l1_log)
     res["l2_qemu_clean_exit"] = "L2's QEMU exited rc=0" in res["l1_serial"]
     res["plugin"] = []

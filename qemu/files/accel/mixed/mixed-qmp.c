@@ -133,6 +133,11 @@ VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
         return NULL;
     }
     mv = cpu->accel;
+    if (accel == VCPU_ACCEL_KVM && qatomic_read(&mixed_state()->gdb_attached)) {
+        error_setg(errp, "vCPU %" PRId64 " stays on TCG while gdb is attached "
+                   "(gdb's breakpoints are TCG's); detach gdb first", cpu_index);
+        return NULL;
+    }
     if (!runstate_is_running()) {
         error_setg(errp, "the VM is not running (%s): vCPUs move only while "
                    "the guest runs", RunState_str(runstate_get()));
@@ -141,11 +146,6 @@ VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
     if (accel == VCPU_ACCEL_KVM && mv->kvm_failed) {
         error_setg(errp, "vCPU %" PRId64 " cannot run on KVM any more: it "
                    "fell back to TCG after a KVM failure", cpu_index);
-        return NULL;
-    }
-    if (accel == VCPU_ACCEL_KVM && qatomic_read(&mixed_state()->gdb_attached)) {
-        error_setg(errp, "vCPU %" PRId64 " stays on TCG while gdb is attached "
-                   "(gdb's breakpoints are TCG's); detach gdb first", cpu_index);
         return NULL;
     }
 
