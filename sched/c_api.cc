@@ -203,6 +203,22 @@ bool mixedvm_sched_request(MixedvmScheduler* s, unsigned i, MixedvmBackend b, ch
   });
 }
 
+bool mixedvm_sched_set_hold(MixedvmScheduler* s, unsigned i, bool hold, char* err,
+                            size_t errlen) noexcept {
+  return Guarded(err, errlen, [&] {
+    if (i >= s->scheduler.size()) {
+      WriteError(err, errlen, "vCPU " + std::to_string(i) + " does not exist");
+      return false;
+    }
+    s->scheduler.SetHold(i, hold);
+    return true;
+  });
+}
+
+bool mixedvm_sched_held(MixedvmScheduler* s, unsigned i) noexcept {
+  return s->scheduler.Held(i);
+}
+
 namespace {
 bool CopyLine(const std::string& line, char* buf, size_t len) {
   if (buf == nullptr || line.size() + 1 > len) return false;

@@ -75,7 +75,8 @@ Scheduler::Scheduler(std::unique_ptr<Policy> policy, std::vector<Backend> initia
       host_{kvm_runs_kernel, unsigned(initial.size())},
       current_(new Snapshot{initial}),
       last_(initial.size()),
-      periods_placed_(initial.size(), 0) {}
+      periods_placed_(initial.size(), 0),
+      held_(initial.size(), 0) {}
 
 Scheduler::~Scheduler() {
   urcu_memb_synchronize_rcu();
@@ -162,6 +163,9 @@ unsigned Scheduler::Decide(std::span<const MixedvmVcpuSample> samples, std::span
   } catch (...) {
     Eject("an exception that is not a std::exception");
     next = placed;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (held_[i]) next[i] = placed[i];
   }
   unsigned changed = 0;
   for (size_t i = 0; i < n; ++i) {

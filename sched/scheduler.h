@@ -34,6 +34,10 @@ class Scheduler {
   std::string TakeEjection() { return std::exchange(ejection_, {}); }
   // A QMP move: placed now, the policy sees it as the current placement.
   void Request(unsigned vcpu, Backend backend);
+  // A held vCPU keeps its placement whatever the policy says, until released
+  // ("observe vCPU N now"); Request still moves it.
+  void SetHold(unsigned vcpu, bool hold) { held_.at(vcpu) = hold; }
+  bool Held(unsigned vcpu) const { return vcpu < held_.size() && held_[vcpu]; }
 
   // Readers: any registered thread, lock-free.
   Backend Placement(unsigned vcpu) const;
@@ -51,6 +55,7 @@ class Scheduler {
   Snapshot* current_;                       // RCU-protected
   std::vector<MixedvmVcpuSample> last_;     // previous period's samples
   std::vector<uint32_t> periods_placed_;
+  std::vector<uint8_t> held_;               // per vCPU: the policy may not move it
   bool have_last_ = false;
   std::string ejection_;
 };

@@ -107,6 +107,15 @@ bool mixedvm_sched_request(MixedvmScheduler *s, unsigned i, MixedvmBackend b,
                            char *err, size_t errlen) MIXEDVM_NOEXCEPT;
 
 /*
+ * Hold vCPU i where it is placed (hold), or release it: no policy moves a
+ * held vCPU; mixedvm_sched_request still does. For "observe vCPU N now" on
+ * TCG, with QMP's vcpu-set-accel hold=true. Same rules as _request.
+ */
+bool mixedvm_sched_set_hold(MixedvmScheduler *s, unsigned i, bool hold,
+                            char *err, size_t errlen) MIXEDVM_NOEXCEPT;
+bool mixedvm_sched_held(MixedvmScheduler *s, unsigned i) MIXEDVM_NOEXCEPT;
+
+/*
  * Where vCPU i is placed. Lock-free (an RCU read-side critical section);
  * callable from any thread that called mixedvm_sched_register_thread().
  */

@@ -4,7 +4,8 @@ and policies switch at runtime over QMP.
 
 vCPU 1 runs user-mode compute (spinrate), vCPU 2 makes system calls (sysloop), both
 pinned. Every vCPU starts on TCG. Under hot-tcg the compute vCPU must end up on KVM and
-the syscall-heavy one on TCG. Then tcg-only, switched at runtime, must bring every vCPU
+the syscall-heavy one on TCG. A hold (vcpu-set-accel hold=true) keeps the compute vCPU on
+TCG against the policy until released. Then tcg-only, switched at runtime, must bring every vCPU
 back to TCG; bad policy input is refused and the VM stays healthy. On TCG, the split
 of each vCPU's time into user and kernel time must tell the two programs apart.
 """
@@ -59,6 +60,16 @@ def test(guests):
         except QmpError as e:
             check(needle in e.desc, f"{bad}: error '{e.desc}' lacks '{needle}'")
     check(g.qmp.execute("query-mixed-policy")["policy"] == "hot-tcg", "a refused switch changed the policy")
+
+    # "Observe vCPU 1 now": held on TCG, hot-tcg does not take it back to KVM.
+    g.qmp.execute("vcpu-set-accel", **{"cpu-index": 1, "accel": "tcg", "hold": True})
+    time.sleep(3)
+    v = vcpus(g)[1]
+    check(v["accel"] == "tcg" and v["held"], f"a held vCPU 1 did not stay on TCG: {v}")
+    g.qmp.execute("vcpu-set-accel", **{"cpu-index": 1, "accel": "tcg", "hold": False})
+    placed = wait_placement(g, {1: "kvm"}, seconds=20)
+    check(placed[1] == "kvm" and not vcpus(g)[1]["held"],
+          f"released, hot-tcg did not place vCPU 1 on KVM again: {placed}")
 
     g.qmp.execute("mixed-set-policy", policy="tcg-only")
     placed = wait_placement(g, {c: "tcg" for c in range(4)}, seconds=10)

@@ -63,6 +63,31 @@ TEST(Scheduler, RequestsArePublishedToReaders) {
   mixedvm_sched_unregister_thread();
 }
 
+TEST(Scheduler, AHeldVcpuKeepsItsPlacementUntilReleased) {
+  // "Observe vCPU 1 now": held on TCG, kvm-only cannot take it back until released.
+  Scheduler s(MakePolicy("kvm-only"), All(3, Backend::kTcg), false);
+  mixedvm_sched_register_thread();
+  MixedvmVcpuSample samples[3] = {};
+  std::vector<Backend> out(3);
+  s.SetHold(1, true);
+  EXPECT_TRUE(s.Held(1));
+  EXPECT_FALSE(s.Held(0));
+  s.Decide(samples, out);
+  for (uint64_t t = 1; t <= 3; ++t) {
+    for (auto& x : samples) x.now_ns = t * 100000000;
+    s.Decide(samples, out);
+  }
+  EXPECT_EQ(out, (std::vector<Backend>{Backend::kKvm, Backend::kTcg, Backend::kKvm}));
+  s.Request(1, Backend::kKvm);
+  EXPECT_EQ(s.Placement(1), Backend::kKvm) << "an explicit request still moves a held vCPU";
+  s.Request(1, Backend::kTcg);
+  s.SetHold(1, false);
+  for (auto& x : samples) x.now_ns = 400000000;
+  s.Decide(samples, out);
+  EXPECT_EQ(out[1], Backend::kKvm) << "released, the policy places it again";
+  mixedvm_sched_unregister_thread();
+}
+
 TEST(Scheduler, ReadersRunConcurrentlyWithPublication) {
   Scheduler s(MakePolicy("static"), All(4, Backend::kTcg), false);
   std::atomic<bool> stop{false};
@@ -120,6 +145,12 @@ TEST(SchedCApi, RoundTrip) {
   EXPECT_NE(std::string(params).find("margin=0.3"), std::string::npos) << params;
   EXPECT_FALSE(mixedvm_sched_request(s, 5, MIXEDVM_BACKEND_KVM, err, sizeof err));
   EXPECT_NE(std::string(err).find("vCPU 5 does not exist"), std::string::npos) << err;
+  EXPECT_FALSE(mixedvm_sched_set_hold(s, 5, true, err, sizeof err));
+  EXPECT_NE(std::string(err).find("vCPU 5 does not exist"), std::string::npos) << err;
+  EXPECT_TRUE(mixedvm_sched_set_hold(s, 1, true, err, sizeof err)) << err;
+  EXPECT_TRUE(mixedvm_sched_held(s, 1));
+  EXPECT_FALSE(mixedvm_sched_held(s, 0));
+  EXPECT_FALSE(mixedvm_sched_held(s, 5)) << "out of range is not held, never crashes";
   char why[256];
   EXPECT_FALSE(mixedvm_sched_take_ejection(s, why, sizeof why)) << "no policy failed";
   const MixedvmPolicyInfo* infos;

@@ -61,6 +61,7 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
         v->kernel_entries = mv->kernel_entries;
         v->tcg_user_returns = mv->tcg_user_returns;
         v->kvm_failed = mv->kvm_failed;
+        v->held = mixedvm_sched_held(s->sched, cpu->cpu_index);
         v->code_syncs = mv->code_syncs;
         v->code_sync_ns = mv->code_sync_ns;
         v->code_pages_invalidated = mv->code_pages_invalidated;
@@ -119,7 +120,8 @@ static CPUState *mixed_lookup_cpu(int64_t cpu_index, Error **errp)
 }
 
 VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
-                                       bool has_wait, bool wait, Error **errp)
+                                       bool has_wait, bool wait,
+                                       bool has_hold, bool hold, Error **errp)
 {
     VcpuSetAccelResult *r;
     AccelCPUState *mv;
@@ -152,6 +154,16 @@ VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
     if (!mixed_vcpu_set_target(cpu, accel, VCPU_ACCEL_MOVE_REASON_QMP, NULL,
                                errp)) {
         return NULL;
+    }
+    if (has_hold) {
+        char err[256];
+
+        if (!mixedvm_sched_set_hold(mixed_state()->sched, cpu->cpu_index, hold,
+                                    err, sizeof(err))) {
+            error_setg(errp, "mixed: cannot hold vCPU %" PRId64 ": %s",
+                       cpu_index, err);
+            return NULL;
+        }
     }
     if (!has_wait || wait) {
         run_on_cpu(cpu, mixed_do_settle, RUN_ON_CPU_NULL);
@@ -205,7 +217,7 @@ void hmp_vcpu_set_accel(Monitor *mon, const QDict *qdict)
     if (hmp_handle_error(mon, err)) {
         return;
     }
-    r = qmp_vcpu_set_accel(cpu_index, accel, false, false, &err);
+    r = qmp_vcpu_set_accel(cpu_index, accel, false, false, false, false, &err);
     if (hmp_handle_error(mon, err)) {
         return;
     }
