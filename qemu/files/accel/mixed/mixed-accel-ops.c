@@ -261,6 +261,18 @@ void mixed_safe_point(CPUState *cpu)
     if (mv->kvm_exit_pending) {
         mv->kvm_exit_pending = false;
         if (emulation_failed) {
+            error_report("mixed: vCPU %d: KVM failed %.3f ms after the last "
+                         "TCG -> KVM put of rip 0x%" PRIx64 " cs 0x%x cpl %u "
+                         "rsp 0x%" PRIx64 " rflags 0x%" PRIx64 " cr0 0x%" PRIx64
+                         " cr3 0x%" PRIx64 " cr4 0x%" PRIx64 " efer 0x%" PRIx64
+                         " shadow %u exception %d; %" PRIu64 " moves so far",
+                         cpu->cpu_index,
+                         (mixed_now_ns() - mv->last_put.at_ns) / 1e6,
+                         mv->last_put.rip, mv->last_put.cs, mv->last_put.cpl,
+                         mv->last_put.rsp, mv->last_put.rflags,
+                         mv->last_put.cr0, mv->last_put.cr3, mv->last_put.cr4,
+                         mv->last_put.efer, mv->last_put.shadow,
+                         mv->last_put.exception_nr, mv->moves);
             mixed_fall_back(cpu, mv->kvm_exit == MIXED_KVM_EXIT_SHUTDOWN ?
                             "unexpected shutdown exit from KVM" :
                             "KVM failed to emulate an instruction");

@@ -144,6 +144,13 @@ struct AccelCPUState {
     MixedvmKvmStats *kvm_stats; /* KVM's binary stats of this vCPU, or NULL */
     bool has_last_move;
     VcpuAccelMove last_move;
+    /* what the last TCG -> KVM handover put, for the report of a KVM failure */
+    struct {
+        uint64_t rip, rsp, cr0, cr3, cr4, efer, rflags;
+        uint32_t cs, cpl, shadow;
+        int exception_nr;
+        int64_t at_ns;
+    } last_put;
 };
 
 /* mixed-x86.c: state handover, one direction each */

@@ -500,6 +500,18 @@ bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
     cs->vcpu_dirty = false;
     mv->kvm_ran_since_put = false;
     t2 = mixed_now_ns();
+    mv->last_put.rip = env->eip;
+    mv->last_put.rsp = env->regs[R_ESP];
+    mv->last_put.rflags = env->eflags;
+    mv->last_put.cr0 = env->cr[0];
+    mv->last_put.cr3 = env->cr[3];
+    mv->last_put.cr4 = env->cr[4];
+    mv->last_put.efer = env->efer;
+    mv->last_put.cs = env->segs[R_CS].selector;
+    mv->last_put.cpl = cpl;
+    mv->last_put.shadow = !!(env->hflags & HF_INHIBIT_IRQ_MASK);
+    mv->last_put.exception_nr = env->exception_injected ? env->exception_nr : -1;
+    mv->last_put.at_ns = t2;
 
     ret = mixed_x86_sync_kvm_tlb(cs);
     if (ret < 0) {
