@@ -372,8 +372,8 @@ void mixed_tlb_flushed(CPUState *cs)
  * added and deleted for that. Measured on PVM (tools/probes/
  * kvm-shadow-invalidate.c): SET_SREGS, a CR4.PGE toggle, KVM_SET_NR_MMU_PAGES
  * and a dirty-log flag toggle leave the stale translation in place; this
- * does not, in about 50 us. vCPUs zap from their own threads without the
- * BQL; the lock keeps two zaps from deleting the slot twice (-EINVAL).
+ * does not, in about 50 us. The lock keeps two zaps from deleting the slot
+ * twice (-EINVAL) should handovers ever run without the BQL.
  */
 static int mixed_x86_zap_shadow_mmu(CPUState *cs, uint64_t needed)
 {
