@@ -69,6 +69,18 @@ std::unique_ptr<mixedvm::Policy> MakeConfiguredPolicy(const char* name, const ch
   return policy;
 }
 
+// Runs change(scheduler) for vCPU i if it exists; otherwise says so in err.
+template <typename Change>
+bool ChangeVcpu(MixedvmScheduler* s, unsigned i, char* err, size_t errlen, Change change) {
+  return Guarded(err, errlen, [&] {
+    if (i >= s->scheduler.size()) {
+      WriteError(err, errlen, "vCPU " + std::to_string(i) + " does not exist");
+      return false;
+    }
+    change(s->scheduler);
+    return true;
+  });
+}
 }  // namespace
 
 extern "C" {
@@ -193,26 +205,14 @@ bool mixedvm_sched_take_ejection(MixedvmScheduler* s, char* why, size_t len) noe
 
 bool mixedvm_sched_request(MixedvmScheduler* s, unsigned i, MixedvmBackend b, char* err,
                            size_t errlen) noexcept {
-  return Guarded(err, errlen, [&] {
-    if (i >= s->scheduler.size()) {
-      WriteError(err, errlen, "vCPU " + std::to_string(i) + " does not exist");
-      return false;
-    }
-    s->scheduler.Request(i, mixedvm::Backend(b));
-    return true;
-  });
+  return ChangeVcpu(s, i, err, errlen,
+                    [&](mixedvm::Scheduler& sched) { sched.Request(i, mixedvm::Backend(b)); });
 }
 
 bool mixedvm_sched_set_hold(MixedvmScheduler* s, unsigned i, bool hold, char* err,
                             size_t errlen) noexcept {
-  return Guarded(err, errlen, [&] {
-    if (i >= s->scheduler.size()) {
-      WriteError(err, errlen, "vCPU " + std::to_string(i) + " does not exist");
-      return false;
-    }
-    s->scheduler.SetHold(i, hold);
-    return true;
-  });
+  return ChangeVcpu(s, i, err, errlen,
+                    [&](mixedvm::Scheduler& sched) { sched.SetHold(i, hold); });
 }
 
 bool mixedvm_sched_held(MixedvmScheduler* s, unsigned i) noexcept {

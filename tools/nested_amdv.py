@@ -37,7 +37,7 @@ import time
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TOOLS)
 from guest_image import Cpio, fetch_kernel_deb  # noqa: E402
-from mixedvm_vm import GLIBC_TUNABLES, artifact  # noqa: E402
+from mixedvm_vm import GLIBC_TUNABLES, KERNEL_TROUBLE, artifact  # noqa: E402
 
 L1_MODULES = ["virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "drivers/crypto/ccp/ccp.ko",
               "arch/x86/kvm/kvm-amd.ko"]
@@ -227,6 +227,17 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
     if echo:
         print(res["l2_serial"][shown:])
     return res
+
+
+def check_clean_end(res, check):
+    """The checks every nested test ends with: L2's command exited 0, its kernel reported
+    no trouble, and L2's QEMU exited cleanly. Removes the log folder when they pass."""
+    l2, l1 = res["l2_serial"], res["l1_serial"]
+    check("MIXEDVM-END rc=0" in l2, "the guest command failed")
+    trouble = [l for l in l2.splitlines() if KERNEL_TROUBLE.search(l)]
+    check(not trouble, "guest kernel trouble:\n  " + "\n  ".join(trouble[:10]))
+    check(res["l2_qemu_clean_exit"], "L2's QEMU did not exit cleanly:\n" + l1[-1500:])
+    shutil.rmtree(res["log_dir"])     # kept only when a check failed
 
 
 def main():
