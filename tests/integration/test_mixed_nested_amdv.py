@@ -11,9 +11,8 @@ Asserted, with one L2 vCPU on KVM running selfcheck, and this tree's TCG plugin 
 (everything runs at TCG speed or slower):
 - L1 has a working /dev/kvm, and mixed's start-up probe in L2 says kvm-runs-kernel;
 - the vCPU ran on KVM and moved (every interrupt is two moves on this kind of host);
-- the per-vCPU KVM TLB rule (docs/coherence.md): entries into KVM after an event
-  delivery, which runs no guest instruction on TCG, flush nothing (before, each of them
-  flushed the vCPU's KVM TLB with three sregs ioctls);
+- every entry into KVM flushed the vCPU's KVM TLB, and query-vcpu-accel counts it
+  (kvm-tlb-flushes; docs/coherence.md, "Which flushes a vCPU must honour");
 - the plugin reports the vCPU, and no instruction, memory access or system call for it,
   like QEMU's own tcg-insns: what runs on KVM is not observed;
 - the guest kernel detected KVM and switched to x2APIC, which on KVM reaches QEMU's APIC
@@ -65,9 +64,9 @@ def test(guests):
           f"a vCPU did not run on KVM and move: {vcpus}")
     flushes = sum(v.get("kvm-tlb-flushes", 0) for v in vcpus)
     entries = sum(v.get("moves", 0) for v in vcpus) // 2
-    check(entries >= 100 and flushes <= 2 * len(vcpus),
-          f"{flushes} KVM TLB flushes for about {entries} entries into KVM: entries after "
-          "an event delivery alone should need none")
+    check(entries >= 100 and abs(flushes - entries) <= 2 * len(vcpus),
+          f"{flushes} KVM TLB flushes for about {entries} entries into KVM: on EPT/NPT "
+          "hosts every entry flushes (docs/coherence.md)")
     seen = {p["vcpu"]: p for p in res["plugin"]}
     print(f"  L2 plugin: {res['plugin']}")
     check(sorted(seen) == [0], f"the TCG plugin did not report the vCPU: {res['plugin']}")
