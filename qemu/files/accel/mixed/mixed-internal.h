@@ -111,7 +111,6 @@ struct AccelCPUState {
 
     /* guest TLB flushes (mixed-x86.c, mixed_x86_sync_kvm_tlb) */
     uint64_t tlb_flush_gen;     /* number of its latest flush on TCG */
-    uint64_t kvm_tlb_gen;       /* ...when its KVM TLB was last flushed */
     uint64_t kvm_tlb_flushes;   /* KVM TLB flushes it needed (EPT/NPT) */
     uint64_t shadow_zaps;       /* shadow-MMU zaps it made (shadow MMU) */
 

@@ -427,17 +427,15 @@ static int mixed_x86_sync_kvm_tlb(CPUState *cs)
 {
     MixedState *s = mixed_state();
     AccelCPUState *mv = cs->accel;
-    uint64_t mine = qatomic_read(&mv->tlb_flush_gen);
     int ret;
 
     if (s->kvm_shadow_mmu) {
         return mixed_x86_zap_shadow_mmu(cs, s->kvm_runs_kernel ?
                                         qatomic_read(&mixed_guest_tlb_gen) :
-                                        mine);
+                                        qatomic_read(&mv->tlb_flush_gen));
     }
     ret = mixed_x86_flush_kvm_tlb(cs);
     if (ret == 0) {
-        mv->kvm_tlb_gen = mine;
         qatomic_inc(&mv->kvm_tlb_flushes);
     }
     return ret;
