@@ -15,7 +15,6 @@ Needs /dev/kvm and a built tree (tools/mixedvm build image).
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -25,10 +24,10 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 from mixedvm_vm import built_guest, kvm_unavailable, npb_report  # noqa: E402
 from move_latency import pct  # noqa: E402  (bench/ is the script's own folder)
 from spec import check_spec  # noqa: E402
+import trace_events  # noqa: E402
 
 MEMORY = os.environ.get("MIXEDVM_BENCH_MEMORY", "2G")
-SYNC = re.compile(r"mixed_code_sync vCPU (\d+) read (\d+) dirty logs, invalidated the TBs of "
-                  r"(\d+) pages in (\d+) ns")
+SYNC = trace_events.event("mixed_code_sync", "invalidated", "ns")
 
 
 def run(kernel, cls, accel, trace=None):
@@ -60,20 +59,20 @@ def main():
     trace = tempfile.NamedTemporaryFile(prefix="mixed-trace-", suffix=".log", delete=False).name
     traced = run(args.kernel, args.cls, "mixed,policy=kvm-only", trace)
     with open(trace) as f:
-        syncs = [tuple(int(x) for x in m.group(2, 3, 4)) for m in SYNC.finditer(f.read())]
+        syncs = SYNC.parse(f.read())
     os.unlink(trace)
     # Untraced, alternating, so that drift on the host hits both alike.
     on, off = [], []
     for _ in range(args.reps):
         on.append(run(args.kernel, args.cls, "mixed,policy=kvm-only"))
         off.append(run(args.kernel, args.cls, "mixed,policy=kvm-only,x-code-sync=off"))
-    ns = [s[2] for s in syncs]
+    ns = [s["ns"] for s in syncs]
     r = {"kernel": args.kernel, "class": args.cls, "syncs": len(syncs),
          "sync_p50_us": pct(ns, 50) / 1e3 if ns else None,
          "sync_p99_us": pct(ns, 99) / 1e3 if ns else None,
          "sync_mean_us": statistics.mean(ns) / 1e3 if ns else None,
          "syncs_per_npb_s": len(syncs) / traced,
-         "pages_invalidated": sum(s[1] for s in syncs),
+         "pages_invalidated": sum(s["invalidated"] for s in syncs),
          "npb_s_on": on, "npb_s_off": off,
          "overhead_pct": 100 * (statistics.mean(on) / statistics.mean(off) - 1)}
     print(f"{args.kernel.upper()} class {args.cls}, policy=kvm-only: {r['syncs']} syncs "

@@ -13,7 +13,6 @@ safe point. Needs /dev/kvm and a built tree (tools/mixedvm build image).
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -22,8 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from mixedvm_vm import built_guest, kvm_unavailable  # noqa: E402
 from spec import check_spec  # noqa: E402  (bench/ is the script's own folder)
+import trace_events  # noqa: E402
 
-MOVE = re.compile(r"mixed_move vCPU (\d+) -> (\w+) in (\d+) ns \(get (\d+), put (\d+), flush (\d+)\)")
+MOVE = trace_events.event("mixed_move", "to", "latency_ns", "get_ns", "put_ns", "flush_ns")
 
 
 def pct(values, p):
@@ -52,8 +52,8 @@ def main():
         g.stop()
     moves = {"kvm": [], "tcg": []}
     with open(trace) as f:
-        for m in MOVE.finditer(f.read()):
-            moves[m.group(2)].append(tuple(int(x) for x in m.group(3, 4, 5, 6)))
+        for m in MOVE.parse(f.read()):
+            moves[m["to"]].append((m["latency_ns"], m["get_ns"], m["put_ns"], m["flush_ns"]))
     os.unlink(trace)
     result = {}
     print(f"{'direction':<12}{'moves':>7}{'p50 us':>9}{'p99 us':>9}"

@@ -1,13 +1,14 @@
-// The C boundary. Every entry point is noexcept and catches everything:
-// QEMU is C and unwinds with siglongjmp, so no C++ exception may leave here.
+// The C boundary of the scheduler side of libmixedvm: the scheduler and its
+// telemetry record, host topology and pinning, the vCPU list syntax. The KVM
+// and x86 helpers QEMU calls (sched/kvm/) keep their C entry points beside
+// their code. Every entry point is noexcept (sched/c_boundary.h).
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
 
 #include "cpu_list.h"
-#include "kvm_probe.h"
-#include "mixedvm/kvm_probe.h"
+#include "c_boundary.h"
 #include "mixedvm/cpu_list.h"
 #include "mixedvm/mixedvm.h"
 #include "mixedvm/pinning.h"
@@ -18,28 +19,8 @@
 
 #include <urcu/urcu-memb.h>
 
-namespace {
-
-void WriteError(char* err, std::size_t errlen, const std::string& message) {
-  if (err == nullptr || errlen == 0) return;
-  std::snprintf(err, errlen, "%s", message.c_str());
-}
-
-// Runs fn (which returns true on success, or writes err and returns false),
-// turning any exception into an error message.
-template <typename Fn>
-bool Guarded(char* err, std::size_t errlen, Fn&& fn) noexcept {
-  try {
-    return fn();
-  } catch (const std::exception& e) {
-    WriteError(err, errlen, std::string("internal error: ") + e.what());
-  } catch (...) {
-    WriteError(err, errlen, "internal error: unknown exception");
-  }
-  return false;
-}
-
-}  // namespace
+using mixedvm::Guarded;
+using mixedvm::WriteError;
 
 // The opaque handles of the C API.
 struct MixedvmPinner {
@@ -109,24 +90,6 @@ bool mixedvm_topology_discover(const char* xml_path, MixedvmTopology* out,
       return false;
     }
     *out = *r.topology;
-    return true;
-  });
-}
-
-bool mixedvm_kvm_probe(const char* dev_path, MixedvmKvmProbe* out, char* err,
-                       size_t errlen) noexcept {
-  return Guarded(err, errlen, [&] {
-    if (out == nullptr) {
-      WriteError(err, errlen, "mixedvm_kvm_probe: out is NULL");
-      return false;
-    }
-    *out = MixedvmKvmProbe{};
-    auto r = mixedvm::ProbeKvm(dev_path ? dev_path : "");
-    if (!r.probe) {
-      WriteError(err, errlen, r.error);
-      return false;
-    }
-    *out = *r.probe;
     return true;
   });
 }

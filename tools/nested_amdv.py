@@ -38,6 +38,7 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TOOLS)
 from guest_image import Cpio, fetch_kernel_deb  # noqa: E402
 from mixedvm_vm import GLIBC_TUNABLES, KERNEL_TROUBLE, artifact  # noqa: E402
+import trace_events  # noqa: E402
 
 L1_MODULES = ["virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "drivers/crypto/ccp/ccp.ko",
               "arch/x86/kvm/kvm-amd.ko"]
@@ -222,8 +223,8 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
             res["plugin"].append(json.loads(line.strip()))
         except ValueError:
             pass
-    probe = re.search(r"mixed_probe kvm_runs_kernel=(\d)", res["l1_serial"])
-    res["probe_says_kernel"] = bool(probe) and probe.group(1) == "1"
+    probe = trace_events.event("mixed_probe", "kvm_runs_kernel").parse(res["l1_serial"])
+    res["probe_says_kernel"] = bool(probe) and probe[0]["kvm_runs_kernel"]
     if echo:
         print(res["l2_serial"][shown:])
     return res

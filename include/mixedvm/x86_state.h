@@ -1,6 +1,6 @@
 /*
  * mixedvm x86 state conventions that differ between KVM and TCG: one pure
- * function per known difference (sched/x86_state.cc), each unit-tested, and the
+ * function per known difference (sched/kvm/x86_state.cc), each unit-tested, and the
  * PVM kernel-entry tripwire.
  *
  * Same rules as mixedvm/mixedvm.h: plain C, no third-party types, nothing

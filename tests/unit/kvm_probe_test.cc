@@ -10,7 +10,7 @@
 #include <sstream>
 #include <string>
 
-#include "kvm_probe.h"
+#include "kvm/probe.h"
 #include "mixedvm/kvm_probe.h"
 
 namespace mixedvm {

@@ -9,9 +9,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "c_boundary.h"
 #include "mixedvm/kvm_stats.h"
 
 extern "C" const char* const mixedvm_kvm_exit_stat_names[MIXEDVM_KVM_EXIT_STATS] = {
@@ -42,7 +44,7 @@ struct StatsDesc {
 static_assert(sizeof(StatsDesc) == 16, "the KVM ABI descriptor header is 16 bytes");
 
 void WriteErrno(char* err, size_t errlen, const char* what) {
-  if (err && errlen) std::snprintf(err, errlen, "%s: %s", what, std::strerror(errno));
+  mixedvm::WriteError(err, errlen, std::string(what) + ": " + std::strerror(errno));
 }
 
 }  // namespace
@@ -50,19 +52,21 @@ void WriteErrno(char* err, size_t errlen, const char* what) {
 extern "C" {
 
 MixedvmKvmStats* mixedvm_kvm_stats_open(int stats_fd, char* err, size_t errlen) noexcept {
-  try {
+  MixedvmKvmStats* opened = nullptr;
+  mixedvm::Guarded(err, errlen, [&] {
     kvm_stats_header h;
     if (pread(stats_fd, &h, sizeof h, 0) != ssize_t(sizeof h)) {
       WriteErrno(err, errlen, "reading the KVM stats header");
-      return nullptr;
+      return false;
     }
     const size_t desc_size = sizeof(StatsDesc) + h.name_size;
     std::vector<char> descs(desc_size * h.num_desc);
     if (pread(stats_fd, descs.data(), descs.size(), h.desc_offset) != ssize_t(descs.size())) {
       WriteErrno(err, errlen, "reading the KVM stats descriptors");
-      return nullptr;
+      return false;
     }
-    auto* s = new MixedvmKvmStats{stats_fd, h.data_offset, 0, 0, {}, {}};
+    auto s = std::unique_ptr<MixedvmKvmStats>(
+        new MixedvmKvmStats{stats_fd, h.data_offset, 0, 0, {}, {}});
     for (int& i : s->index) i = -1;
     for (uint32_t d = 0; d < h.num_desc; ++d) {
       StatsDesc desc_copy;
@@ -79,11 +83,10 @@ MixedvmKvmStats* mixedvm_kvm_stats_open(int stats_fd, char* err, size_t errlen) 
       }
     }
     s->data.resize(s->data_words);
-    return s;
-  } catch (...) {
-    if (err && errlen) std::snprintf(err, errlen, "internal error reading KVM stats");
-    return nullptr;
-  }
+    opened = s.release();
+    return true;
+  });
+  return opened;
 }
 
 bool mixedvm_kvm_stats_read(MixedvmKvmStats* s, uint64_t values[MIXEDVM_KVM_EXIT_STATS]) noexcept {

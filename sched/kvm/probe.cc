@@ -4,7 +4,9 @@
 // Rates are the only reliable signal: PVM speaks the ordinary KVM API and
 // advertises nothing that says "kernel mode is emulated", and the cpuid flags
 // of the host do not say which KVM module is behind /dev/kvm.
-#include "kvm_probe.h"
+#include "kvm/probe.h"
+
+#include "c_boundary.h"
 
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -562,3 +564,22 @@ KvmProbeResult ProbeKvm(const std::string& dev_path,
 }
 
 }  // namespace mixedvm
+
+// The C entry point (include/mixedvm/kvm_probe.h).
+extern "C" bool mixedvm_kvm_probe(const char* dev_path, MixedvmKvmProbe* out, char* err,
+                                  size_t errlen) noexcept {
+  return mixedvm::Guarded(err, errlen, [&] {
+    if (out == nullptr) {
+      mixedvm::WriteError(err, errlen, "mixedvm_kvm_probe: out is NULL");
+      return false;
+    }
+    *out = MixedvmKvmProbe{};
+    auto r = mixedvm::ProbeKvm(dev_path ? dev_path : "");
+    if (!r.probe) {
+      mixedvm::WriteError(err, errlen, r.error);
+      return false;
+    }
+    *out = *r.probe;
+    return true;
+  });
+}

@@ -1,5 +1,5 @@
 // The KVM start-up probe behind mixedvm_kvm_probe(). The C entry point lives
-// in kvm_probe.cc next to it; this header exists so tests and tools can use
+// in probe.cc next to it; this header exists so tests and tools can use
 // the C++ form with its own limits.
 #pragma once
 
