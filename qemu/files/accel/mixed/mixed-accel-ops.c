@@ -33,6 +33,64 @@
 #include "trace.h"
 
 /*
+ * The legal transitions of the table in mixed-internal.h. Anything else is a
+ * bug in mixed, caught where it happens rather than as a guest that runs on
+ * the wrong backend later.
+ */
+static const bool mixed_vcpu_transition_ok[MIXED_VCPU__MAX][MIXED_VCPU__MAX] = {
+    [MIXED_VCPU_ON_TCG] = {
+        [MIXED_VCPU_ON_KVM] = true, [MIXED_VCPU_TCG_ONLY] = true,
+    },
+    [MIXED_VCPU_ON_KVM] = {
+        [MIXED_VCPU_ON_TCG] = true, [MIXED_VCPU_KVM_EXITED] = true,
+    },
+    [MIXED_VCPU_KVM_EXITED] = {
+        [MIXED_VCPU_ON_TCG] = true,
+    },
+};
+
+static const char *const mixed_vcpu_state_name[MIXED_VCPU__MAX] = {
+    [MIXED_VCPU_ON_TCG] = "on-tcg",
+    [MIXED_VCPU_ON_KVM] = "on-kvm",
+    [MIXED_VCPU_KVM_EXITED] = "kvm-exited",
+    [MIXED_VCPU_TCG_ONLY] = "tcg-only",
+};
+
+void mixed_vcpu_enter_state(CPUState *cpu, MixedVcpuState next)
+{
+    AccelCPUState *mv = cpu->accel;
+
+    assert(qemu_cpu_is_self(cpu));
+    if (!mixed_vcpu_transition_ok[mv->state][next]) {
+        error_report("mixed: vCPU %d: illegal state change %s -> %s",
+                     cpu->cpu_index, mixed_vcpu_state_name[mv->state],
+                     mixed_vcpu_state_name[next]);
+        abort();
+    }
+    /* Pairs with mixed_vcpu_running_on() on other threads. */
+    qatomic_store_release(&mv->state, next);
+}
+
+bool mixed_vcpu_may_place(CPUState *cpu, VcpuAccel target, Error **errp)
+{
+    if (target == VCPU_ACCEL_TCG) {
+        return true;    /* every vCPU can run on TCG, in every state */
+    }
+    if (qatomic_load_acquire(&cpu->accel->state) == MIXED_VCPU_TCG_ONLY) {
+        error_setg(errp, "vCPU %d cannot run on KVM any more: it fell back "
+                   "to TCG after a KVM failure", cpu->cpu_index);
+        return false;
+    }
+    if (qatomic_read(&mixed_state()->gdb_attached)) {
+        error_setg(errp, "vCPU %d stays on TCG while gdb is attached "
+                   "(gdb's breakpoints are TCG's); detach gdb first",
+                   cpu->cpu_index);
+        return false;
+    }
+    return true;
+}
+
+/*
  * The user-mode clock on TCG runs from a return to user mode to the next
  * kernel entry, so a vCPU's TCG time splits into user and kernel time
  * exactly, at the instructions that change privilege. KVM needs no clock:
@@ -58,10 +116,11 @@ static void mixed_tcg_user_clock_stop(AccelCPUState *mv, int64_t now)
 static void mixed_account(CPUState *cpu, int64_t now)
 {
     AccelCPUState *mv = cpu->accel;
+    VcpuAccel leaving = mixed_vcpu_state_backend(mv->state);
 
-    mv->ns_on[mv->current] += now - mv->since_ns;
+    mv->ns_on[leaving] += now - mv->since_ns;
     mv->since_ns = now;
-    if (mv->current == VCPU_ACCEL_TCG) {
+    if (leaving == VCPU_ACCEL_TCG) {
         mixed_tcg_user_clock_stop(mv, now);
     } else if (mixed_x86_in_user_mode(cpu)) {
         mixed_tcg_user_clock_start(mv, now);
@@ -77,7 +136,7 @@ void mixed_vcpu_times(CPUState *cpu, int64_t now, int64_t *kvm_ns,
                       int64_t *tcg_ns, int64_t *tcg_user_ns, int64_t *idle_ns)
 {
     AccelCPUState *mv = cpu->accel;
-    VcpuAccel current = qatomic_load_acquire(&mv->current);
+    VcpuAccel current = mixed_vcpu_running_on(cpu);
     int64_t open = MAX(now - qatomic_read(&mv->since_ns), 0);
     int64_t user_since = qatomic_read(&mv->tcg_user_since_ns);
     int64_t idle_since = qatomic_read(&mv->idle_since_ns);
@@ -135,7 +194,8 @@ void mixed_vcpu_placed(CPUState *cpu, VcpuAccel target,
  */
 static bool mixed_vcpu_held_on_tcg(CPUState *cpu)
 {
-    return cpu->accel->kvm_failed || qatomic_read(&mixed_state()->gdb_attached);
+    return cpu->accel->state == MIXED_VCPU_TCG_ONLY ||
+           qatomic_read(&mixed_state()->gdb_attached);
 }
 
 /* Where this vCPU should execute right now. */
@@ -152,7 +212,7 @@ static VcpuAccel mixed_wanted_backend(CPUState *cpu)
         (deliverable || !runs_kernel)) {
         return VCPU_ACCEL_TCG;          /* TCG delivers every event */
     }
-    if (!runs_kernel && mv->current == VCPU_ACCEL_TCG &&
+    if (!runs_kernel && mv->state == MIXED_VCPU_ON_TCG &&
         !mixed_x86_in_user_mode(cpu)) {
         return VCPU_ACCEL_TCG;          /* PVM: guest kernel code on TCG */
     }
@@ -164,10 +224,10 @@ static void mixed_fall_back(CPUState *cpu, const char *why)
 {
     AccelCPUState *mv = cpu->accel;
 
-    mv->kvm_failed = true;
+    mixed_vcpu_enter_state(cpu, MIXED_VCPU_TCG_ONLY);
     mv->fallbacks++;
     warn_report("mixed: vCPU %d moved to TCG for good: %s", cpu->cpu_index, why);
-    /* kvm_failed keeps it on TCG even if the placement cannot be updated. */
+    /* TCG_ONLY keeps it on TCG even if the placement cannot be updated. */
     mixed_vcpu_set_target(cpu, VCPU_ACCEL_TCG, VCPU_ACCEL_MOVE_REASON_FALLBACK,
                           why, &error_warn);
 }
@@ -191,7 +251,8 @@ static void mixed_pin_self(CPUState *cpu, VcpuAccel on)
  * on the emulated AMD-V host, unexplained, and was withdrawn until it can be
  * traced (docs/mixed.md, "State handover").
  */
-static void mixed_move(CPUState *cpu, VcpuAccel to)
+/* Moves the vCPU to the other backend; false if it did not move. */
+static bool mixed_move(CPUState *cpu, VcpuAccel to)
 {
     AccelCPUState *mv = cpu->accel;
     VcpuAccelMove timing = { .to = to };
@@ -211,13 +272,13 @@ static void mixed_move(CPUState *cpu, VcpuAccel to)
         /* QEMU cannot know the guest's state: nothing safe to run. */
         error_report_err(err);
         vm_stop(RUN_STATE_INTERNAL_ERROR);
-        return;
+        return false;
     }
     if (!ok) {
         /* env is intact: the guest goes on, on TCG. */
         mixed_fall_back(cpu, error_get_pretty(err));
         error_free(err);
-        return;
+        return false;
     }
     mixed_account(cpu, t0);
     timing.latency_ns = mixed_now_ns() - t0;
@@ -225,10 +286,11 @@ static void mixed_move(CPUState *cpu, VcpuAccel to)
     mv->has_last_move = true;
     mv->moves++;
     mv->move_ns += timing.latency_ns;
-    /* Pairs with the read in mixed_handle_interrupt(). */
-    qatomic_store_release(&mv->current, to);
+    mixed_vcpu_enter_state(cpu, to == VCPU_ACCEL_KVM ? MIXED_VCPU_ON_KVM
+                                                     : MIXED_VCPU_ON_TCG);
     trace_mixed_move(cpu->cpu_index, VcpuAccel_str(to), timing.latency_ns,
                      timing.get_ns, timing.put_ns, timing.flush_ns);
+    return true;
 }
 
 /*
@@ -239,24 +301,30 @@ static void mixed_move(CPUState *cpu, VcpuAccel to)
 void mixed_safe_point(CPUState *cpu)
 {
     AccelCPUState *mv = cpu->accel;
-    bool emulation_failed = false;
-    VcpuAccel want;
+    bool kvm_failed;
 
-    if (mv->current == VCPU_ACCEL_KVM && mv->kvm_exit_pending) {
-        emulation_failed = mv->kvm_exit == MIXED_KVM_EXIT_EMULATION_FAILURE ||
-            (mv->kvm_exit == MIXED_KVM_EXIT_SHUTDOWN && !mv->tripwire_armed);
-        want = VCPU_ACCEL_TCG;
-    } else if (!cpu_can_run(cpu)) {
-        return;
-    } else {
+    if (mv->state != MIXED_VCPU_KVM_EXITED) {
+        VcpuAccel want;
+
+        if (!cpu_can_run(cpu)) {
+            return;
+        }
         want = mixed_wanted_backend(cpu);
+        if (want != mixed_vcpu_state_backend(mv->state)) {
+            mixed_move(cpu, want);
+        }
+        return;
     }
-    if (want != mv->current) {
-        mixed_move(cpu, want);
-    }
-    if (mv->kvm_exit_pending) {
-        mv->kvm_exit_pending = false;
-        if (emulation_failed) {
+    /*
+     * KVM handed the vCPU back. A shutdown exit is the PVM tripwire (a
+     * kernel entry) where KVM cannot run kernel code, and a failure where
+     * it can; an emulation failure is always one.
+     */
+    kvm_failed = mv->kvm_exit == MIXED_KVM_EXIT_EMULATION_FAILURE ||
+                 (mv->kvm_exit == MIXED_KVM_EXIT_SHUTDOWN &&
+                  mixed_state()->kvm_runs_kernel);
+    if (mixed_move(cpu, VCPU_ACCEL_TCG)) {
+        if (kvm_failed) {
             error_report("mixed: vCPU %d: KVM failed %.3f ms after the last "
                          "TCG -> KVM put of rip 0x%" PRIx64 " cs 0x%x cpl %u "
                          "rsp 0x%" PRIx64 " rflags 0x%" PRIx64 " cr0 0x%" PRIx64
@@ -283,10 +351,8 @@ bool mixed_kvm_joins_exclusive(void)
 
 void mixed_kvm_exit_to_tcg(CPUState *cpu, MixedKvmExit reason)
 {
-    AccelCPUState *mv = cpu->accel;
-
-    mv->kvm_exit = reason;
-    mv->kvm_exit_pending = true;
+    cpu->accel->kvm_exit = reason;
+    mixed_vcpu_enter_state(cpu, MIXED_VCPU_KVM_EXITED);
 }
 
 void mixed_tcg_user_mode_entered(CPUState *cpu)
@@ -403,7 +469,7 @@ static void *mixed_vcpu_thread_fn(void *arg)
         }
     }
     /* env is authoritative until the first move; KVM is loaded then. */
-    mv->current = VCPU_ACCEL_TCG;
+    mv->state = MIXED_VCPU_ON_TCG;
     mv->since_ns = mixed_now_ns();
     mixed_pin_self(cpu, VCPU_ACCEL_TCG);
 
@@ -414,7 +480,7 @@ static void *mixed_vcpu_thread_fn(void *arg)
     do {
         mixed_safe_point(cpu);
         if (cpu_can_run(cpu)) {
-            if (mv->current == VCPU_ACCEL_KVM) {
+            if (mv->state == MIXED_VCPU_ON_KVM) {
                 mixed_code_kvm_entering();
                 r = kvm_cpu_exec(cpu);
                 mixed_code_kvm_left();
@@ -492,7 +558,7 @@ static void mixed_handle_interrupt(CPUState *cpu, int mask)
     cpu->interrupt_request |= mask;
     if (!qemu_cpu_is_self(cpu)) {
         qemu_cpu_kick(cpu);
-    } else if (qatomic_load_acquire(&cpu->accel->current) == VCPU_ACCEL_TCG) {
+    } else if (mixed_vcpu_running_on(cpu) == VCPU_ACCEL_TCG) {
         qatomic_set(&cpu->neg.icount_decr.u16.high, -1);
     }
 }
@@ -513,12 +579,11 @@ static void mixed_do_after_put(CPUState *cpu, run_on_cpu_data d)
     AccelCPUState *mv = cpu->accel;
 
     mixed_x86_read_tsc_offset(cpu);
-    if (mv->current == VCPU_ACCEL_KVM) {
+    if (mixed_vcpu_state_backend(mv->state) == VCPU_ACCEL_KVM) {
+        /* KVM now holds the reset state, without any tripwire. */
         mixed_account(cpu, mixed_now_ns());
-        qatomic_store_release(&mv->current, VCPU_ACCEL_TCG);
+        mixed_vcpu_enter_state(cpu, MIXED_VCPU_ON_TCG);
     }
-    mv->tripwire_armed = false;
-    mv->kvm_exit_pending = false;
     cpu->vcpu_dirty = true;
 }
 

@@ -147,7 +147,7 @@ static void mixed_sample_vcpus(int64_t now, MixedvmVcpuSample *samples,
     CPU_FOREACH(cpu) {
         AccelCPUState *mv = cpu->accel;
         MixedvmVcpuSample *smp = &samples[cpu->cpu_index];
-        VcpuAccel current = qatomic_load_acquire(&mv->current);
+        VcpuAccel current = mixed_vcpu_running_on(cpu);
         int64_t kvm_ns, tcg_ns, tcg_user_ns, idle_ns;
 
         mixed_vcpu_times(cpu, now, &kvm_ns, &tcg_ns, &tcg_user_ns, &idle_ns);

@@ -74,36 +74,54 @@ static inline MixedState *mixed_state(void)
 }
 
 /*
- * Per-vCPU state, in CPUState::accel.
+ * A vCPU's state under mixed: where it executes, and what may happen next.
+ * Only the vCPU's own thread changes it (mixed_vcpu_enter_state): at its safe
+ * point (kvm_cpu_exec() or tcg_cpu_exec() returned, BQL held,
+ * cpu->running == false), in KVM's exit handler, or in the reset work item.
+ * Any thread may read it (mixed_vcpu_running_on).
  *
- * Residency (where the vCPU executes) changes only on the vCPU's own thread,
- * at a safe point: after kvm_cpu_exec() or tcg_cpu_exec() returned, with the
- * BQL held and cpu->running == false.
+ *  state        executes on  may become       when
+ *  ON_TCG       TCG          ON_KVM           a move: placed on KVM, no event
+ *                                             to deliver, (PVM) guest in user mode
+ *                            TCG_ONLY         KVM refused the move's state
+ *  ON_KVM       KVM          ON_TCG           a move: placed on TCG, an event
+ *                                             to deliver, gdb attached; a reset
+ *                            KVM_EXITED       KVM handed it back (kvm_exit says
+ *                                             why): a PVM tripwire (kernel
+ *                                             entry), an emulation failure, a
+ *                                             shutdown
+ *  KVM_EXITED   neither      ON_TCG           the next safe point's move; a reset
+ *  TCG_ONLY     TCG          (none)           KVM cannot run this vCPU any more
  *
- *   TCG ---- target KVM, no event pending, (PVM: guest in user mode) ---> KVM
- *   KVM ---- kick: target TCG, or an event to deliver --------------------> TCG
- *   KVM ---- exit: PVM tripwire (kernel entry), emulation failure --------> TCG
+ * KVM_EXITED time counts as KVM time: the vCPU is stopped between KVM_RUN's
+ * return and the move. A KVM failure goes KVM_EXITED -> ON_TCG -> TCG_ONLY.
+ * On a host whose KVM cannot run guest kernel code (PVM), KVM holds the
+ * tripwire (mixed-x86.c) exactly in ON_KVM and KVM_EXITED.
  *
- * The placement (what QMP or the policy asked for) lives in the scheduler
- * (libmixedvm), published through RCU: mixed_vcpu_target(). On a host whose
- * KVM cannot run guest kernel code, a vCPU placed on KVM executes on KVM only
+ * The placement (what QMP or the policy asked for) is not part of it: it
+ * lives in the scheduler (libmixedvm), published through RCU,
+ * mixed_vcpu_target(). On PVM a vCPU placed on KVM executes on KVM only
  * while the guest is in user mode, and on TCG otherwise.
  */
+typedef enum MixedVcpuState {
+    MIXED_VCPU_ON_TCG,
+    MIXED_VCPU_ON_KVM,
+    MIXED_VCPU_KVM_EXITED,
+    MIXED_VCPU_TCG_ONLY,
+    MIXED_VCPU__MAX,
+} MixedVcpuState;
+
+/* Per-vCPU state, in CPUState::accel. */
 struct AccelCPUState {
     CPUState *cpu;
 
-    VcpuAccel current;          /* written by the vCPU thread only */
-    bool kvm_failed;            /* KVM could not run this vCPU: TCG only */
-
-    /* set by mixed_kvm_exit_to_tcg(), consumed at the next safe point */
-    bool kvm_exit_pending;
-    MixedKvmExit kvm_exit;
+    MixedVcpuState state;       /* see above */
+    MixedKvmExit kvm_exit;      /* in KVM_EXITED: why KVM handed it back */
 
     /* a KVM_RUN happened since the last put: kvm_run's exit fields are fresh */
     bool kvm_ran_since_put;
 
     /* the guest's real values while KVM sees the tripwire */
-    bool tripwire_armed;
     uint32_t real_idt_limit;
     uint64_t real_lstar, real_cstar;
     uint32_t real_sysenter_cs;
@@ -151,6 +169,28 @@ struct AccelCPUState {
         int64_t at_ns;
     } last_put;
 };
+
+/* mixed-accel-ops.c: the vCPU state machine */
+void mixed_vcpu_enter_state(CPUState *cpu, MixedVcpuState next);
+
+static inline VcpuAccel mixed_vcpu_state_backend(MixedVcpuState s)
+{
+    return s == MIXED_VCPU_ON_KVM || s == MIXED_VCPU_KVM_EXITED ?
+           VCPU_ACCEL_KVM : VCPU_ACCEL_TCG;
+}
+
+/* Where the vCPU executes (or, in KVM_EXITED, last executed), from any thread. */
+static inline VcpuAccel mixed_vcpu_running_on(CPUState *cpu)
+{
+    return mixed_vcpu_state_backend(qatomic_load_acquire(&cpu->accel->state));
+}
+
+/*
+ * Whether vCPU cpu may be placed on target now; errp says why not. For QMP:
+ * a placement that the vCPU's state or the VM's forbids is refused, never
+ * accepted and then ignored.
+ */
+bool mixed_vcpu_may_place(CPUState *cpu, VcpuAccel target, Error **errp);
 
 /* mixed-x86.c: state handover, one direction each */
 bool mixed_x86_kvm_to_tcg(CPUState *cpu, VcpuAccelMove *timing, Error **errp);

@@ -51,16 +51,16 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
     CPU_FOREACH(cpu) {
         AccelCPUState *mv = cpu->accel;
         VcpuAccelInfo *v = g_new0(VcpuAccelInfo, 1);
-        VcpuAccel current = qatomic_load_acquire(&mv->current);
+        MixedVcpuState state = qatomic_load_acquire(&mv->state);
 
         v->cpu_index = cpu->cpu_index;
         v->accel = mixed_vcpu_target(cpu);
-        v->running_on = current;
+        v->running_on = mixed_vcpu_state_backend(state);
         v->thread_id = cpu->thread_id;
         v->moves = mv->moves;
         v->kernel_entries = mv->kernel_entries;
         v->tcg_user_returns = mv->tcg_user_returns;
-        v->kvm_failed = mv->kvm_failed;
+        v->kvm_failed = state == MIXED_VCPU_TCG_ONLY;
         v->held = mixedvm_sched_held(s->sched, cpu->cpu_index);
         v->code_syncs = mv->code_syncs;
         v->code_sync_ns = mv->code_sync_ns;
@@ -124,7 +124,6 @@ VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
                                        bool has_hold, bool hold, Error **errp)
 {
     VcpuSetAccelResult *r;
-    AccelCPUState *mv;
     CPUState *cpu;
 
     if (!mixed_check_enabled(errp)) {
@@ -134,20 +133,12 @@ VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
     if (!cpu) {
         return NULL;
     }
-    mv = cpu->accel;
-    if (accel == VCPU_ACCEL_KVM && qatomic_read(&mixed_state()->gdb_attached)) {
-        error_setg(errp, "vCPU %" PRId64 " stays on TCG while gdb is attached "
-                   "(gdb's breakpoints are TCG's); detach gdb first", cpu_index);
+    if (!mixed_vcpu_may_place(cpu, accel, errp)) {
         return NULL;
     }
     if (!runstate_is_running()) {
         error_setg(errp, "the VM is not running (%s): vCPUs move only while "
                    "the guest runs", RunState_str(runstate_get()));
-        return NULL;
-    }
-    if (accel == VCPU_ACCEL_KVM && mv->kvm_failed) {
-        error_setg(errp, "vCPU %" PRId64 " cannot run on KVM any more: it "
-                   "fell back to TCG after a KVM failure", cpu_index);
         return NULL;
     }
 
@@ -171,7 +162,7 @@ VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
 
     r = g_new0(VcpuSetAccelResult, 1);
     r->accel = accel;
-    r->running_on = qatomic_load_acquire(&mv->current);
+    r->running_on = mixed_vcpu_running_on(cpu);
     r->status = r->running_on == accel ? VCPU_SET_ACCEL_STATUS_DONE
                                        : VCPU_SET_ACCEL_STATUS_SCHEDULED;
     return r;

@@ -210,7 +210,6 @@ static void mixed_x86_disarm_tripwire(CPUState *cs, bool kernel_entry)
     bool rewound;
 
     mixed_x86_restore_real(cs);
-    mv->tripwire_armed = false;
     exit_state = (MixedvmTripwireExit) {
         .rip = env->eip, .rcx = env->regs[R_ECX], .r11 = env->regs[11],
         .star = env->star,
@@ -281,8 +280,9 @@ bool mixed_x86_kvm_to_tcg(CPUState *cs, VcpuAccelMove *t, Error **errp)
     }
     t1 = mixed_now_ns();
 
-    if (mv->tripwire_armed) {
-        mixed_x86_disarm_tripwire(cs, mv->kvm_exit_pending &&
+    if (!mixed_state()->kvm_runs_kernel) {
+        /* KVM holds the tripwire in every state on KVM (mixed-internal.h). */
+        mixed_x86_disarm_tripwire(cs, mv->state == MIXED_VCPU_KVM_EXITED &&
                                       mv->kvm_exit == MIXED_KVM_EXIT_SHUTDOWN);
     }
     mixed_x86_take_kvm_events(cs);
@@ -455,7 +455,6 @@ static void mixed_x86_arm_tripwire(CPUState *cs)
     env->lstar = MIXEDVM_TRIPWIRE_LSTAR;    /* SYSCALL faults at a sentinel */
     env->cstar = MIXEDVM_TRIPWIRE_CSTAR;
     env->sysenter_cs = 0;                   /* SYSENTER raises #GP */
-    mv->tripwire_armed = true;
 }
 
 bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
@@ -487,11 +486,10 @@ bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
     t1 = mixed_now_ns();
 
     ret = kvm_arch_put_registers(cs, KVM_PUT_RUNTIME_STATE, errp);
-    if (mv->tripwire_armed) {
+    if (!mixed_state()->kvm_runs_kernel) {
         mixed_x86_restore_real(cs);   /* QEMU keeps the real values */
     }
     if (ret) {
-        mv->tripwire_armed = false;
         return false;
     }
     cs->vcpu_dirty = false;
