@@ -95,13 +95,15 @@ def build_l1_initrd(l2_args, l2_append, kernel_pkg_dir, plugin=None):
 
 class L2Monitor:
     """L2's QMP over L1's third serial port. The greeting went out before anyone
-    listened, so this negotiates without waiting for it."""
+    listened, so this negotiates without waiting for it. Events that arrive while it
+    waits for a reply are kept in .events, in order."""
 
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.settimeout(30)
         self.sock.connect(path)
         self.buf = b""
+        self.events = []
         self.execute("qmp_capabilities")
 
     def execute(self, command, **arguments):
@@ -117,6 +119,9 @@ class L2Monitor:
                 reply = json.loads(line)
             except ValueError:
                 continue        # a line cut when we connected
+            if "event" in reply:
+                self.events.append(reply)
+                continue
             if "return" in reply:
                 return reply["return"]
             if "error" in reply and command != "qmp_capabilities":

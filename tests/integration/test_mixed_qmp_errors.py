@@ -2,9 +2,13 @@
 """Bad QMP/HMP input gets a clear error, and the VM and its workload survive it.
 
 Unknown vCPU index, unknown backend, a move while the VM is paused, a storm of
-concurrent moves from two QMP connections, and the same through HMP.
+concurrent moves from two QMP connections, and the same through HMP. Then the fallback
+path, provoked with x-vcpu-fail-kvm (KVM refuses vCPU 3's next handover for real): the
+vCPU falls back to TCG with its event, later placements on KVM are refused, and the
+workload still passes (the same on the emulated AMD-V host: mixed-nested-fallback).
 """
 import threading
+import time
 
 from mixedvm_testlib import (Qmp, QmpError, all_of, check, mixed_guest, move, require_kvm,
                              run, vcpus)
@@ -23,8 +27,10 @@ def expect_error(fn, *needles):
 
 
 def test(guests):
+    # sysloop keeps vCPU 3 returning to user mode, where (on PVM) it enters KVM.
     g = mixed_guest("mixed-qmp-errors", cmd=all_of(["selfcheck --expect-cpus 4 --rounds 60",
-                                                    "cowcheck --rounds 40"]))
+                                                    "cowcheck --rounds 40",
+                                                    "sysloop --cpu 3 --seconds 100"]))
     second_socket = g.qmp_path + "-2"
     g.extra_args += ["-qmp", f"unix:{second_socket},server=on,wait=off"]
     guests.append(g)
@@ -72,6 +78,27 @@ def test(guests):
     check("unknown accel" in hmp or "hvf" in hmp, f"vcpu_set_accel hvf: {hmp}")
 
     check(all(not e["kvm-failed"] for e in vcpus(g).values()), "a vCPU fell back")
+
+    # The fallback path: KVM refuses vCPU 3's next TCG -> KVM handover.
+    move(g, 3, "kvm")
+    g.qmp.execute("x-vcpu-fail-kvm", **{"cpu-index": 3})
+    deadline = time.monotonic() + 60
+    while not vcpus(g)[3]["kvm-failed"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    v = vcpus(g)[3]
+    check(v["kvm-failed"] and v["accel"] == "tcg" and v["running-on"] == "tcg",
+          f"vCPU 3 did not fall back to TCG within 60 s: {v}")
+    g.qmp.pump_events(1)
+    fallbacks = [e["data"] for e in g.qmp.events if e["event"] == "VCPU_ACCEL_CHANGED" and
+                 e["data"]["reason"] == "fallback"]
+    check(len(fallbacks) == 1 and fallbacks[0]["cpu-index"] == 3 and
+          "special registers" in fallbacks[0].get("detail", ""),
+          f"no single fallback event naming KVM's error: {fallbacks}")
+    expect_error(lambda: move(g, 3, "kvm"), "cannot run on KVM any more")
+    expect_error(lambda: g.qmp.execute("x-vcpu-fail-kvm", **{"cpu-index": 3}), "already failed")
+    expect_error(lambda: g.qmp.execute("x-vcpu-fail-kvm", **{"cpu-index": 9}), "does not exist")
+    failed = sorted(i for i, e in vcpus(g).items() if e["kvm-failed"])
+    check(failed == [3], f"vCPUs that fell back: {failed}, only 3 should have")
     rc = g.wait_end(timeout=300)
     out = g.serial()
     check("SELFCHECK PASS" in out and "COWCHECK PASS" in out and rc == 0,

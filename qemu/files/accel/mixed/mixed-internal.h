@@ -120,6 +120,8 @@ struct AccelCPUState {
 
     /* a KVM_RUN happened since the last put: kvm_run's exit fields are fresh */
     bool kvm_ran_since_put;
+    /* x-vcpu-fail-kvm: KVM is to refuse the next TCG -> KVM put (BQL) */
+    bool x_fail_next_put;
 
     /* the guest's real values while KVM sees the tripwire */
     uint32_t real_idt_limit;

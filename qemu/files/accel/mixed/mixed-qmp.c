@@ -259,3 +259,24 @@ void qmp_mixed_set_policy(const char *policy, const char *params, Error **errp)
         error_setg(errp, "%s", err);
     }
 }
+
+void qmp_x_vcpu_fail_kvm(int64_t cpu_index, Error **errp)
+{
+    CPUState *cpu;
+
+    if (!mixed_check_enabled(errp)) {
+        return;
+    }
+    cpu = mixed_lookup_cpu(cpu_index, errp);
+    if (!cpu) {
+        return;
+    }
+    if (qatomic_load_acquire(&cpu->accel->state) == MIXED_VCPU_TCG_ONLY) {
+        error_setg(errp, "KVM already failed vCPU %" PRId64 ": it runs on "
+                   "TCG for good", cpu_index);
+        return;
+    }
+    /* Read at the vCPU's next TCG -> KVM handover, under the BQL as here. */
+    cpu->accel->x_fail_next_put = true;
+    qemu_cpu_kick(cpu);
+}
