@@ -134,13 +134,15 @@ class L2Monitor:
 
 
 def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10,
-               l2_extra="", mover=False, plugin=False, gdb_pty=False, on_look=None):
+               l2_extra="", mover=False, plugin=False, gdb_pty=False, on_look=None,
+               plugin_opts=""):
     """Runs cmd in L2; returns its serial log, L1's, L2's last query-vcpu-accel and
     whether L2's QEMU exited cleanly. With mover, each look at L2 once its user space
     runs also flips one vCPU (in turn) to the other backend over QMP, so that moves in
     both directions happen while the guest runs; res["qmp_moves"] counts them. With
-    plugin, L2 runs this tree's TCG plugin (libmixedvm.so), whose per-vCPU report comes
-    back through L1's fourth serial port: res["plugin"], a list of dicts. With gdb_pty,
+    plugin, L2 runs this tree's TCG plugin (libmixedvm.so, with plugin_opts such as
+    "window-ms=2000"), whose per-vCPU report comes back through L1's fourth serial
+    port: res["plugin"], a list of dicts. With gdb_pty,
     that port is a pseudo-terminal here instead (res["gdb_pty"]), for a gdb on this
     machine to reach a gdbstub that L2 opens on /dev/ttyS3. on_look(mon, info, text, res),
     if given, runs at each look with L2's monitor open."""
@@ -153,7 +155,8 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
     # The probe's verdict goes to L1's console through L2's stderr, whatever QMP does.
     l2_args = f"-accel {accel} -smp {smp} -m 512M -trace mixed_probe" + \
         (f" -cpu {cpu}" if cpu else "") + (f" {l2_extra}" if l2_extra else "") + \
-        (" -plugin /opt/libmixedvm.so,out=/dev/ttyS3" if plugin else "")
+        (f" -plugin /opt/libmixedvm.so,out=/dev/ttyS3{',' + plugin_opts if plugin_opts else ''}"
+         if plugin else "")
     l2_append = f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} mixedvm.cmd="{cmd}"'
     initrd = os.path.join(work, "l1-initrd.img")
     with open(initrd, "wb") as f:

@@ -20,7 +20,7 @@ constexpr std::array kPolicies = {
     PolicyEntry{"tcg-only", "every vCPU on TCG", MakeTcgOnlyPolicy},
     PolicyEntry{"hot-tcg", "vCPUs busy in the kernel, exits or moves go to TCG; compute to KVM",
                 MakeHotTcgPolicy},
-    PolicyEntry{"sample", "every vCPU spends a share of its time on TCG, in turn", MakeSamplePolicy},
+    PolicyEntry{"sample", "every vCPU on TCG for at least share of every window, in turn", MakeSamplePolicy},
 };
 
 }  // namespace

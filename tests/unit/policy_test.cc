@@ -246,30 +246,64 @@ TEST(HotTcg, BeatsEachBaselineWhereThatBaselineIsWrong) {
   EXPECT_GT(h, 0.95 * k) << "overall within 5% of the best baseline despite starting on TCG";
 }
 
-TEST(SamplePolicy, EveryVcpuGetsItsShareOnTcg) {
-  auto policy = MakePolicy("sample");
-  std::string error;
-  ASSERT_TRUE(policy->SetParams("share=0.25:slot=2:budget=1", &error)) << error;
-  auto r = Simulate(kPvm, {Steady(16, std::vector<Behavior>(4, kCompute))}, std::move(policy),
-                    All(4, Backend::kKvm));
-  for (size_t i = 0; i < 4; ++i) {
-    unsigned on_tcg = 0;
-    for (const auto& p : r.placements) on_tcg += p[i] == Backend::kTcg;
-    const double share = double(on_tcg) / double(r.placements.size());
-    EXPECT_NEAR(share, 0.25, 0.08) << "vCPU " << i;
+// The guarantee of sample (sched/policy/sample.cc): in ANY `window` consecutive
+// periods, every vCPU is placed on TCG for at least ceil(share x window) of them.
+TEST(SamplePolicy, EveryVcpuGetsItsShareOfEveryWindow) {
+  for (size_t n : {1, 3, 4, 7}) {
+    for (const char* params : {"share=0.25:window=8:budget=1", "share=0.1:window=20:budget=1",
+                               "share=0.5:window=5:budget=1"}) {
+      auto policy = MakePolicy("sample");
+      std::string error;
+      ASSERT_TRUE(policy->SetParams(params, &error)) << error;
+      const std::string described = policy->DescribeParams();
+      auto r = Simulate(kPvm, {Steady(8, std::vector<Behavior>(n, kCompute))},
+                        std::move(policy), All(n, Backend::kKvm));
+      double share = 0, window = 0;
+      ASSERT_EQ(std::sscanf(params, "share=%lf:window=%lf", &share, &window), 2);
+      const size_t w = size_t(window), stint = size_t(std::ceil(share * window - 1e-9));
+      ASSERT_GT(r.placements.size(), 3 * w);
+      size_t most_on_tcg = 0;
+      for (const auto& p : r.placements) {
+        most_on_tcg = std::max<size_t>(most_on_tcg, std::count(p.begin(), p.end(), Backend::kTcg));
+      }
+      EXPECT_LE(most_on_tcg, size_t(std::ceil(share * double(n))) + 1)
+          << n << " vCPUs, " << params << ": the stints are not staggered";
+      for (size_t i = 0; i < n; ++i) {
+        for (size_t t = 0; t + w <= r.placements.size(); ++t) {
+          size_t on_tcg = 0;
+          for (size_t k = t; k < t + w; ++k) on_tcg += r.placements[k][i] == Backend::kTcg;
+          ASSERT_GE(on_tcg, stint) << n << " vCPUs, " << params << ": vCPU " << i
+                                   << " in periods " << t << "-" << t + w - 1;
+          ASSERT_LE(on_tcg, stint + 1) << "more TCG than the share asks, vCPU " << i;
+        }
+      }
+    }
   }
 }
 
-TEST(SamplePolicy, BacksOffWhenMovesCostTooMuch) {
-  auto cheap = MakePolicy("sample");
-  auto dear = MakePolicy("sample");
+// Two moves per window must fit in `budget` of it: dear moves grow the window
+// (reported in the params), cheap ones bring it back to the user's.
+TEST(SamplePolicy, WindowGrowsWhenMovesCostTooMuchAndComesBack) {
+  auto policy = MakePolicy("sample");
   std::string error;
-  ASSERT_TRUE(cheap->SetParams("budget=1", &error));
-  ASSERT_TRUE(dear->SetParams("budget=0.0001", &error));
-  const std::vector<Phase> w = {Steady(20, std::vector<Behavior>(4, kSyscalls))};
-  auto a = Simulate(kPvm, w, std::move(cheap), All(4, Backend::kKvm));
-  auto b = Simulate(kPvm, w, std::move(dear), All(4, Backend::kKvm));
-  EXPECT_LT(b.placement_changes, a.placement_changes);
+  ASSERT_TRUE(policy->SetParams("share=0.25:window=20:budget=0.05", &error)) << error;
+  auto window = [&] {
+    for (const Param& p : policy->Params())
+      if (std::string(p.name) == "window") return *p.value;
+    return -1.0;
+  };
+  std::vector<VcpuPeriod> periods(4);
+  std::vector<Backend> out(4);
+  for (auto& p : periods) p.period_s = 0.1, p.moves = 10, p.move_s = 10 * 0.2;  // 200 ms moves
+  for (int k = 0; k < 3; ++k) policy->Decide(HostInfo{}, periods, out);
+  // 2 x 0.2 s must fit in 0.05 x window x 0.1 s: window >= 80.
+  EXPECT_EQ(window(), 80);
+  for (auto& p : periods) p.move_s = 10 * 1e-6;
+  for (int k = 0; k < 30; ++k) policy->Decide(HostInfo{}, periods, out);
+  EXPECT_EQ(window(), 20) << "cheap moves: back to the window the user asked for";
+  ASSERT_TRUE(policy->SetParams("window=10", &error)) << error;
+  policy->Decide(HostInfo{}, periods, out);
+  EXPECT_EQ(window(), 10) << "a user's new window is taken as asked";
 }
 
 }  // namespace

@@ -9,10 +9,14 @@
  * instructions TCG ran (tcg-insns); the two together tell a user how much of
  * each vCPU's execution was observed (docs/mixed.md, "Analysis").
  *
- *   -plugin contrib/plugins/libmixedvm.so[,sample=N][,out=FILE]
+ *   -plugin contrib/plugins/libmixedvm.so[,sample=N][,window-ms=W][,out=FILE]
  *
  * sample=N reads the system-call number of one SYSCALL in N per vCPU
- * (default 1: every one). out=FILE writes one JSON object per vCPU at exit;
+ * (default 1: every one). window-ms=W measures coverage by the plugin's own
+ * clock: for each vCPU and each complete window of W ms since the plugin
+ * started, the share of the window in which TCG ran the vCPU, to 1/100 of a
+ * window ("observed"). A user of the sample policy checks its guarantee with
+ * it (docs/scheduler.md). out=FILE writes one JSON object per vCPU at exit;
  * without it the same lines go to QEMU's log (stderr, or -D).
  *
  * This work is licensed under the terms of the GNU GPL, version 2 or later.
@@ -29,12 +33,27 @@
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
 #define MAX_SYSCALL_NR 512
+/*
+ * window-ms: a window is cut into ticks, and a tick counts as observed when
+ * TCG ran the vCPU in it. The clock is read once per LOOK_EVERY_TBS
+ * translation blocks a vCPU executes (a conditional callback on an inline
+ * counter), not on every one: at TCG's tens of millions of blocks a second
+ * that is well under a tick, and costs little.
+ */
+#define TICKS_PER_WINDOW 100
+#define LOOK_EVERY_TBS 64
 
 typedef struct {
     uint64_t insns;
     uint64_t mem;
     uint64_t syscalls;
+    uint64_t tbs_since_look;
 } VcpuCounts;
+
+typedef struct {
+    int64_t last_tick;          /* the last tick TCG ran it in, or -1 */
+    GArray *observed_ticks;     /* guint8 per window: ticks TCG ran it in */
+} VcpuCoverage;
 
 typedef struct {
     struct qemu_plugin_register *rax;
@@ -45,8 +64,10 @@ typedef struct {
 } VcpuSyscalls;
 
 static struct qemu_plugin_scoreboard *counts;
-static qemu_plugin_u64 insns, mem, syscalls;
+static qemu_plugin_u64 insns, mem, syscalls, tbs_since_look;
 static VcpuSyscalls *vcpu_syscalls;   /* indexed by vCPU, max_vcpus long */
+static VcpuCoverage *vcpu_coverage;   /* the same, with window-ms */
+static int64_t window_us, tick_us, start_us;
 static int max_vcpus;
 static uint64_t sample_every = 1;
 static char *out_path;
@@ -68,6 +89,32 @@ static void vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
         }
     }
     vcpu_syscalls[vcpu].buf = g_byte_array_new();
+    vcpu_coverage[vcpu].last_tick = -1;
+    vcpu_coverage[vcpu].observed_ticks = g_array_new(false, true, sizeof(guint8));
+}
+
+/* On the vCPU's own thread, every LOOK_EVERY_TBS blocks it runs on TCG. */
+static void on_look(unsigned int vcpu, void *udata)
+{
+    VcpuCoverage *c;
+    int64_t tick;
+    guint window;
+
+    qemu_plugin_u64_set(tbs_since_look, vcpu, 0);
+    if (vcpu >= (unsigned)max_vcpus) {
+        return;
+    }
+    c = &vcpu_coverage[vcpu];
+    tick = (g_get_monotonic_time() - start_us) / tick_us;
+    if (tick == c->last_tick) {
+        return;
+    }
+    c->last_tick = tick;
+    window = tick / TICKS_PER_WINDOW;
+    if (window >= c->observed_ticks->len) {
+        g_array_set_size(c->observed_ticks, window + 1);
+    }
+    g_array_index(c->observed_ticks, guint8, window)++;
 }
 
 static void on_syscall(unsigned int vcpu, void *udata)
@@ -103,6 +150,13 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
     qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(
         tb, QEMU_PLUGIN_INLINE_ADD_U64, insns, n);
+    if (window_us) {
+        qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(
+            tb, QEMU_PLUGIN_INLINE_ADD_U64, tbs_since_look, 1);
+        qemu_plugin_register_vcpu_tb_exec_cond_cb(
+            tb, on_look, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_COND_GE,
+            tbs_since_look, LOOK_EVERY_TBS, NULL);
+    }
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         uint8_t op[2];
@@ -143,8 +197,33 @@ static char *top_syscalls(const VcpuSyscalls *v, int top)
     return g_string_free(s, false);
 }
 
+/* ", \"window-ms\": W, \"observed\": [shares]" for complete windows, or "". */
+static char *coverage_json(const VcpuCoverage *c, int64_t now_us)
+{
+    GString *s;
+    guint complete;
+
+    if (!window_us) {
+        return g_strdup("");
+    }
+    complete = (now_us - start_us) / window_us;
+    s = g_string_new("");
+    g_string_append_printf(s, ", \"window-ms\": %" PRId64 ", \"observed\": [",
+                           window_us / 1000);
+    for (guint w = 0; w < complete; w++) {
+        guint8 ticks = w < c->observed_ticks->len ?
+                       g_array_index(c->observed_ticks, guint8, w) : 0;
+
+        g_string_append_printf(s, "%s%.2f", w ? ", " : "",
+                               (double)ticks / TICKS_PER_WINDOW);
+    }
+    g_string_append(s, "]");
+    return g_string_free(s, false);
+}
+
 static void at_exit(qemu_plugin_id_t id, void *p)
 {
+    int64_t now_us = g_get_monotonic_time();
     FILE *out = out_path ? fopen(out_path, "w") : NULL;
 
     if (out_path && !out) {
@@ -155,12 +234,14 @@ static void at_exit(qemu_plugin_id_t id, void *p)
     for (int i = 0; i < qemu_plugin_num_vcpus() && i < max_vcpus; i++) {
         const VcpuSyscalls *v = &vcpu_syscalls[i];
         g_autofree char *top = top_syscalls(v, 8);
+        g_autofree char *coverage = coverage_json(&vcpu_coverage[i], now_us);
         g_autofree char *line = g_strdup_printf(
             "{\"vcpu\": %d, \"insns\": %" PRIu64 ", \"mem\": %" PRIu64
             ", \"syscalls\": %" PRIu64 ", \"sampled\": %" PRIu64
-            ", \"other-nr\": %" PRIu64 ", \"top\": {%s}}\n",
+            ", \"other-nr\": %" PRIu64 ", \"top\": {%s}%s}\n",
             i, qemu_plugin_u64_get(insns, i), qemu_plugin_u64_get(mem, i),
-            qemu_plugin_u64_get(syscalls, i), v->sampled, v->other_nr, top);
+            qemu_plugin_u64_get(syscalls, i), v->sampled, v->other_nr, top,
+            coverage);
 
         if (out) {
             fputs(line, out);
@@ -190,11 +271,22 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
                         kv[1]);
                 return -1;
             }
+        } else if (g_strv_length(kv) == 2 && !strcmp(kv[0], "window-ms")) {
+            char *end;
+            guint64 ms = g_ascii_strtoull(kv[1], &end, 10);
+
+            if (*end || ms < TICKS_PER_WINDOW || ms > 3600 * 1000) {
+                fprintf(stderr, "mixedvm plugin: window-ms=%s: want %d to "
+                        "3600000 ms\n", kv[1], TICKS_PER_WINDOW);
+                return -1;
+            }
+            window_us = ms * 1000;
+            tick_us = window_us / TICKS_PER_WINDOW;
         } else if (g_strv_length(kv) == 2 && !strcmp(kv[0], "out")) {
             out_path = g_strdup(kv[1]);
         } else {
             fprintf(stderr, "mixedvm plugin: unknown option '%s' "
-                    "(known: sample=N, out=FILE)\n", argv[i]);
+                    "(known: sample=N, window-ms=W, out=FILE)\n", argv[i]);
             return -1;
         }
     }
@@ -205,10 +297,14 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
     x86_64 = !strcmp(info->target_name, "x86_64");
     max_vcpus = info->system.max_vcpus;
     vcpu_syscalls = g_new0(VcpuSyscalls, max_vcpus);
+    vcpu_coverage = g_new0(VcpuCoverage, max_vcpus);
+    start_us = g_get_monotonic_time();
     counts = qemu_plugin_scoreboard_new(sizeof(VcpuCounts));
     insns = qemu_plugin_scoreboard_u64_in_struct(counts, VcpuCounts, insns);
     mem = qemu_plugin_scoreboard_u64_in_struct(counts, VcpuCounts, mem);
     syscalls = qemu_plugin_scoreboard_u64_in_struct(counts, VcpuCounts, syscalls);
+    tbs_since_look = qemu_plugin_scoreboard_u64_in_struct(counts, VcpuCounts,
+                                                          tbs_since_look);
     qemu_plugin_register_vcpu_init_cb(id, vcpu_init);
     qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
     qemu_plugin_register_atexit_cb(id, at_exit, NULL);
