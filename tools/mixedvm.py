@@ -6,7 +6,7 @@
     tools/mixedvm setup              install what a fresh Debian 12 needs (as root)
     tools/mixedvm build              build libmixedvm, the guest programs and QEMU
     tools/mixedvm image              build the guest kernel + initramfs
-    tools/mixedvm path qemu|kernel|initrd
+    tools/mixedvm path qemu|kernel|initrd|plugin
 
 Every command does the steps before it on its own, incrementally: `demo` and `test` on a
 fresh machine install packages, fetch and build QEMU and make the image. Logs of every
