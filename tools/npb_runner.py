@@ -3,6 +3,7 @@
 
     tools/npb_runner.py [--kernels ep,is,cg,mg,ft] [--classes A] [--vcpus 4] [--reps 1]
                         [--configs LIST] [--results FILE] [--report docs/experiments.md]
+                        [--program 'NAME=PATH [ARGS...]' ...]
 
 Each run is one kernel, at one class, with one vCPU count, in one configuration:
 
@@ -15,6 +16,14 @@ Each run is one kernel, at one class, with one vCPU count, in one configuration:
     hot-tcg-self  the same with policy-params=zap-us=0: blind to what its moves cost others
     sample     -accel mixed,policy=sample
 
+--program adds a program of your own to the matrix, beside the kernels: a static x86-64
+binary that prints NPB's summary (" XX Benchmark Completed.", "Time in seconds =",
+"Total threads =", "Mop/s total =", "Verification = SUCCESSFUL"), such as a kernel of
+the official NPB 3.4 OpenMP suite built with -static. It goes into the guest image as
+/bin/NAME, and runs there and natively with OMP_NUM_THREADS set to the vCPU count and
+ARGS, where {threads} becomes that count. Its class is whatever it was built for
+(recorded as "-"). Example: --program 'cgA=/opt/NPB3.4-OMP/bin/cg.A.x'.
+
 A run records the NPB summary (time, Mop/s, verification), its wall time and, for guest
 runs, the per-vCPU telemetry from query-vcpu-accel (time on each backend, moves). Each
 result is one JSON line, appended as it finishes, so an interrupted matrix resumes where it
@@ -23,10 +32,15 @@ tables; it is never dropped. --report writes the results page (tables and plots)
 recorded runs only, so no number is copied by hand.
 """
 import argparse
+import collections
 import csv
+import gzip
+import hashlib
 import json
 import os
+import shlex
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -34,9 +48,75 @@ import time
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
-from mixedvm_vm import VmError, built_guest, npb_report  # noqa: E402
+from guest_image import Cpio  # noqa: E402
+from mixedvm_vm import Guest, VmError, artifact, built_guest, npb_report  # noqa: E402
 
 KERNELS = ["ep", "is", "cg", "mg", "ft"]
+
+
+class Program:
+    """A user's program in the matrix (--program 'NAME=PATH [ARGS...]')."""
+
+    def __init__(self, spec):
+        words = shlex.split(spec)
+        if not words or "=" not in words[0]:
+            sys.exit(f"npb_runner: --program {spec!r}: want 'NAME=PATH [ARGS...]'")
+        self.name, path = words[0].split("=", 1)
+        self.args = words[1:]
+        if not self.name.replace("_", "").replace("-", "").isalnum() or self.name in KERNELS:
+            sys.exit(f"npb_runner: --program {spec!r}: NAME must be letters, digits, - or _ "
+                     f"and not one of the built-in kernels {KERNELS}")
+        self.path = os.path.abspath(path)
+        why = self.why_not_runnable()
+        if why:
+            sys.exit(f"npb_runner: --program {self.name}: {self.path} {why}")
+
+    def why_not_runnable(self):
+        """The guest has no C library, so the program must be a static x86-64 ELF."""
+        try:
+            with open(self.path, "rb") as f:
+                elf = f.read(1 << 20)
+        except OSError as e:
+            return f"cannot be read: {e.strerror}"
+        if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
+            return "is not a 64-bit little-endian ELF program"
+        machine, = struct.unpack_from("<H", elf, 18)
+        if machine != 62:
+            return f"is not an x86-64 program (ELF machine {machine})"
+        phoff, = struct.unpack_from("<Q", elf, 32)
+        phentsize, phnum = struct.unpack_from("<HH", elf, 54)
+        for i in range(phnum):
+            p_type, = struct.unpack_from("<I", elf, phoff + i * phentsize)
+            if p_type == 3:     # PT_INTERP: it wants a dynamic loader the guest lacks
+                return "is dynamically linked; the guest has no C library: link it with -static"
+        return None
+
+    def argv(self, threads):
+        return [a.replace("{threads}", str(threads)) for a in self.args]
+
+    def guest_cmd(self, threads):
+        return " ".join(["OMP_NUM_THREADS=" + str(threads), self.name] +
+                        [shlex.quote(a) for a in self.argv(threads)])
+
+
+def initrd_with(programs):
+    """The guest image's initrd with the programs appended as /bin/NAME (the kernel
+    unpacks concatenated archives in order), cached by content in build/experiments/."""
+    base = artifact("initrd")
+    digest = hashlib.sha256(open(base, "rb").read())
+    for p in programs:
+        digest.update(p.name.encode() + open(p.path, "rb").read())
+    path = os.path.join(ROOT, "build", "experiments", f"initrd-{digest.hexdigest()[:16]}.img")
+    if not os.path.exists(path):
+        cpio = Cpio()
+        for p in programs:
+            cpio.file("bin/" + p.name, open(p.path, "rb").read())
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "wb") as out:
+            out.write(open(base, "rb").read())
+            out.write(gzip.compress(cpio.finish(), compresslevel=1))
+        os.replace(path + ".tmp", path)
+    return path
 
 
 def configs_for(vcpus, names):
@@ -63,10 +143,15 @@ def parse_report(text):
     return rep and {k: rep[k] for k in ("seconds", "mops", "verified")}
 
 
-def run_native(kernel, cls, vcpus):
-    binary = os.path.join(ROOT, "build", "tools", f"npb_{kernel}")
+def run_native(kernel, cls, vcpus, program=None):
+    if program:
+        argv = [program.path] + program.argv(vcpus)
+    else:
+        argv = [os.path.join(ROOT, "build", "tools", f"npb_{kernel}"), "--class", cls,
+                "--threads", str(vcpus)]
     t0 = time.monotonic()
-    p = subprocess.run([binary, "--class", cls, "--threads", str(vcpus)], capture_output=True, text=True)
+    p = subprocess.run(argv, capture_output=True, text=True,
+                       env=dict(os.environ, OMP_NUM_THREADS=str(vcpus)))
     rec = {"wall_s": time.monotonic() - t0}
     rep = parse_report(p.stdout)
     rec.update(rep or {})
@@ -75,8 +160,13 @@ def run_native(kernel, cls, vcpus):
     return rec
 
 
-def run_guest(kernel, cls, vcpus, accel, timeout):
-    g = built_guest(f"npb-{kernel}", smp=vcpus, memory="2G", accel=accel, cmd=f"npb_{kernel} --class {cls} --threads {vcpus}")
+def run_guest(kernel, cls, vcpus, accel, timeout, program=None, initrd=None):
+    if program:
+        g = Guest(f"npb-{kernel}", artifact("qemu"), artifact("kernel"), initrd, smp=vcpus,
+                  memory="2G", accel=accel, cmd=program.guest_cmd(vcpus))
+    else:
+        g = built_guest(f"npb-{kernel}", smp=vcpus, memory="2G", accel=accel,
+                        cmd=f"npb_{kernel} --class {cls} --threads {vcpus}")
     t0 = time.monotonic()
     rec = {}
     telemetry = None
@@ -146,9 +236,13 @@ def write_csv(results, path):
             w.writerow(r)
 
 
+def verified_times(results, config, kernel):
+    return sorted(r["seconds"] for r in results if r["config"] == config and
+                  r["kernel"] == kernel and r["status"] == "verified")
+
+
 def mean_time(results, config, kernel):
-    ts = [r["seconds"] for r in results if r["config"] == config and r["kernel"] == kernel
-          and r["status"] == "verified"]
+    ts = verified_times(results, config, kernel)
     return sum(ts) / len(ts) if ts else None
 
 
@@ -172,13 +266,24 @@ def plots(results, configs, kernels, outdir):
     names = [c for c, _ in configs]
     files = []
 
-    def grouped(values_of, ylabel, title, fname, log=False):
+    def grouped(values_of, ylabel, title, fname, log=False, spread_of=None):
+        """spread_of(c, k) gives (low, high) around the bar: drawn as an error bar."""
         fig, ax = plt.subplots(figsize=(10, 4.5))
         width = 0.8 / len(names)
         for j, c in enumerate(names):
             vals = [values_of(c, k) for k in kernels]
             xs = [i + j * width for i in range(len(kernels))]
-            ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=c)
+            heights = [v if v is not None else 0 for v in vals]
+            yerr = None
+            if spread_of:
+                lows, highs = [], []
+                for k, h in zip(kernels, heights):
+                    lo, hi = spread_of(c, k) or (h, h)
+                    lows.append(max(h - lo, 0))
+                    highs.append(max(hi - h, 0))
+                yerr = [lows, highs]
+            ax.bar(xs, heights, width, label=c, yerr=yerr, capsize=2 if yerr else 0,
+                   error_kw={"elinewidth": 0.8})
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(kernels))])
         ax.set_xticklabels([k.upper() for k in kernels])
         ax.set_ylabel(ylabel)
@@ -191,7 +296,11 @@ def plots(results, configs, kernels, outdir):
         plt.close(fig)
         files.append(fname)
 
-    grouped(lambda c, k: mean_time(results, c, k), "seconds (NPB timer)", "Time per kernel", "time.png", log=True)
+    spread = lambda c, k: (lambda ts: (ts[0], ts[-1]) if ts else None)(  # noqa: E731
+        verified_times(results, c, k))
+    grouped(lambda c, k: mean_time(results, c, k), "seconds (NPB timer)",
+            "Time per kernel (bar: mean; whiskers: fastest to slowest repetition)", "time.png",
+            log=True, spread_of=spread)
     base = "mixed-tcg" if "mixed-tcg" in names else "tcg"
     grouped(lambda c, k: (mean_time(results, base, k) / mean_time(results, c, k))
             if mean_time(results, base, k) and mean_time(results, c, k) else None,
@@ -230,7 +339,9 @@ def questions(results, configs, kernels):
     names = [c for c, _ in configs]
     statics = [c for c in names if c.startswith("static-")]
     mixed = [c for c in names if c not in ("native", "tcg")]
-    t = {(c, k): mean_time(results, c, k) for c in names for k in kernels}
+    # None for a configuration the matrix did not run (kvm-only, native, ...).
+    t = collections.defaultdict(lambda: None,
+                                {(c, k): mean_time(results, c, k) for c in names for k in kernels})
     runs = {(r["config"], r["kernel"]): r for r in results if r["status"] == "verified"}
     lines = ["## What the numbers say", "",
              "Every figure in this section is computed from the table above.", "",
@@ -239,7 +350,7 @@ def questions(results, configs, kernels):
              "|---|---|---|---|---|---|"]
     for k in kernels:
         cands = [(t[c, k], c) for c in mixed if t[c, k] is not None]
-        if not cands or t["native", k] is None:
+        if not cands or t.get(("native", k)) is None:
             continue
         best, bc = min(cands)
         base = t.get(("mixed-tcg", k))
@@ -305,7 +416,7 @@ def report(results, configs, kernels, args, path):
     lines = ["# NPB experiments", "",
              "Generated by `tools/npb_runner.py` from the runs it recorded "
              f"(`{os.path.relpath(args.results, ROOT)}`); no number here is typed by hand.", "",
-             "Command: `" + " ".join(["tools/npb_runner.py"] + sys.argv[1:]) + "`", ""]
+             "Command: `" + shlex.join(["tools/npb_runner.py"] + sys.argv[1:]) + "`", ""]
     host = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo; uname -r"],
                           capture_output=True, text=True).stdout.split("\n")
     lines += [f"Host: {host[0]} CPUs, {host[1].split(':')[-1].strip()}, Linux {host[2]}; "
@@ -356,28 +467,45 @@ def main():
     ap.add_argument("--results", default=os.path.join(ROOT, "build", "experiments", "results.jsonl"))
     ap.add_argument("--report", help="write the results page (e.g. docs/experiments.md); its plots "
                     "need python3-matplotlib, which tools/mixedvm setup installs")
+    ap.add_argument("--program", action="append", default=[], metavar="'NAME=PATH [ARGS...]'",
+                    help="a static program of your own that prints NPB's summary (see above); "
+                    "repeatable; --kernels '' runs only these")
     args = ap.parse_args()
-    kernels = args.kernels.split(",")
+    kernels = [k for k in args.kernels.split(",") if k]
     if any(k not in KERNELS for k in kernels):
         sys.exit(f"npb_runner: kernels are {KERNELS}")
+    programs = {p.name: p for p in (Program(spec) for spec in args.program)}
+    if len(programs) < len(args.program):
+        sys.exit("npb_runner: two --program share a NAME")
+    if not kernels and not programs:
+        sys.exit("npb_runner: nothing to run: no kernel and no --program")
+    initrd = initrd_with(list(programs.values())) if programs else None
     if args.report:
         require_matplotlib()   # before the runs, which can take hours
     os.makedirs(os.path.dirname(args.results), exist_ok=True)
     done = load(args.results)
+    # Interleaved: each repetition runs every configuration of a kernel back to back, so
+    # drift on a shared host hits them alike and the spread of repetitions shows it.
     runs = []
     for v in (int(x) for x in args.vcpus.split(",")):
-        for name, accel in configs_for(v, args.configs):
-            for cls in args.classes.split(","):
+        for cls in args.classes.split(","):
+            for rep in range(1, args.reps + 1):
                 for k in kernels:
-                    for rep in range(1, args.reps + 1):
+                    for name, accel in configs_for(v, args.configs):
                         runs.append((name, accel, k, cls, v, rep))
+        for rep in range(1, args.reps + 1):
+            for k in programs:
+                for name, accel in configs_for(v, args.configs):
+                    runs.append((name, accel, k, "-", v, rep))
     todo = [r for r in runs if (r[0], r[2], r[3], r[4], r[5]) not in done]
     print(f"npb_runner: {len(runs)} runs, {len(runs) - len(todo)} already recorded, {len(todo)} to do")
     t0 = time.monotonic()
     with open(args.results, "a") as out:
         for i, (name, accel, k, cls, v, rep) in enumerate(todo):
             progress(i, len(todo), t0, f"{k.upper()} class {cls}, {v} vCPUs, {name}, rep {rep}")
-            rec = run_native(k, cls, v) if accel is None else run_guest(k, cls, v, accel, args.timeout)
+            program = programs.get(k)
+            rec = (run_native(k, cls, v, program) if accel is None else
+                   run_guest(k, cls, v, accel, args.timeout, program, initrd))
             rec.update({"config": name, "accel": accel or "native", "kernel": k, "class": cls,
                         "vcpus": v, "rep": rep, "when": time.strftime("%Y-%m-%dT%H:%M:%S")})
             out.write(json.dumps(rec) + "\n")
@@ -393,7 +521,8 @@ def main():
     print(f"npb_runner: {len(results) - len(bad)} verified, {len(bad)} not: "
           + ", ".join(f"{r['config']}/{r['kernel']}: {r['status']}" for r in bad))
     if args.report:
-        report(results, configs_for(int(args.vcpus.split(',')[0]), args.configs), kernels, args, args.report)
+        report(results, configs_for(int(args.vcpus.split(",")[0]), args.configs),
+               kernels + list(programs), args, args.report)
     return 0 if not bad else 1
 
 
