@@ -154,7 +154,7 @@ class Guest:
     """One QEMU process running the mixedvm guest image."""
 
     def __init__(self, name, qemu, kernel, initrd, smp=4, accel="tcg", cmd="selfcheck",
-                 memory="512M", extra_args=()):
+                 memory="512M", extra_args=(), kernel_args=""):
         self.name = name
         self.qemu, self.kernel, self.initrd = qemu, kernel, initrd
         self.smp = smp
@@ -162,6 +162,7 @@ class Guest:
         self.cmd = cmd
         self.memory = memory
         self.extra_args = list(extra_args)
+        self.kernel_args = kernel_args     # more guest kernel parameters
         self.dir = tempfile.mkdtemp(prefix=f"mixedvm-{name}-")
         self.serial_path = os.path.join(self.dir, "serial.log")
         self.stderr_path = os.path.join(self.dir, "qemu-stderr.log")
@@ -175,6 +176,7 @@ class Guest:
         # dot): on a PVM host a process that starts on KVM sees the host CPU, and
         # glibc must not pick AVX-512 code that TCG cannot run (docs/design.md).
         append = (f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} '
+                  + (self.kernel_args + " " if self.kernel_args else "") +
                   f'mixedvm.cmd="{self.cmd}"')
         return [self.qemu,
                 "-nodefaults", "-display", "none", "-no-reboot",

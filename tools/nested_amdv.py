@@ -86,7 +86,8 @@ def build_l1_initrd(l2_args, l2_append, kernel_pkg_dir, plugin=None, extra_plugi
         cpio.file("fw/" + os.path.basename(fw), open(os.path.realpath(fw), "rb").read(), 0o644)
     if plugin:
         cpio.file("opt/libmixedvm.so", open(plugin, "rb").read(), 0o755)
-    for path in extra_plugins:
+    for spec in extra_plugins:
+        path = spec.split(",", 1)[0]
         cpio.file("opt/" + os.path.basename(path), open(path, "rb").read(), 0o755)
     cpio.file("l2/vmlinuz", open(artifact("kernel"), "rb").read(), 0o644)
     cpio.file("l2/initrd.img", open(artifact("initrd"), "rb").read(), 0o644)
@@ -137,15 +138,15 @@ class L2Monitor:
 
 def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10,
                l2_extra="", mover=False, plugin=False, gdb_pty=False, on_look=None,
-               plugin_opts="", extra_plugins=()):
+               plugin_opts="", extra_plugins=(), l2_kernel_args=""):
     """Runs cmd in L2; returns its serial log, L1's, L2's last query-vcpu-accel and
     whether L2's QEMU exited cleanly. With mover, each look at L2 once its user space
     runs also flips one vCPU (in turn) to the other backend over QMP, so that moves in
     both directions happen while the guest runs; res["qmp_moves"] counts them. With
     plugin, L2 runs this tree's TCG plugin (libmixedvm.so, with plugin_opts such as
     "window-ms=2000"), whose per-vCPU report comes back through L1's fourth serial
-    port: res["plugin"], a list of dicts. extra_plugins are more plugins (paths here,
-    such as QEMU's examples) that L2 loads too, with -d plugin: what they print goes to
+    port: res["plugin"], a list of dicts. extra_plugins are more plugins ("PATH[,ARGS]",
+    PATH here, such as QEMU's examples) that L2 loads too, with -d plugin: what they print goes to
     L2's standard error, so to L1's console (res["l1_serial"]). With gdb_pty,
     that port is a pseudo-terminal here instead (res["gdb_pty"]), for a gdb on this
     machine to reach a gdbstub that L2 opens on /dev/ttyS3. on_look(mon, info, text, res),
@@ -163,7 +164,8 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
          if plugin else "") + \
         "".join(f" -plugin /opt/{os.path.basename(p)}" for p in extra_plugins) + \
         (" -d plugin" if extra_plugins else "")
-    l2_append = f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} mixedvm.cmd="{cmd}"'
+    l2_append = (f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} '
+                 + (l2_kernel_args + " " if l2_kernel_args else "") + f'mixedvm.cmd="{cmd}"')
     initrd = os.path.join(work, "l1-initrd.img")
     with open(initrd, "wb") as f:
         f.write(build_l1_initrd(l2_args, l2_append, pkg, artifact("plugin") if plugin else None,
