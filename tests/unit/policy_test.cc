@@ -246,6 +246,70 @@ TEST(HotTcg, BeatsEachBaselineWhereThatBaselineIsWrong) {
   EXPECT_GT(h, 0.95 * k) << "overall within 5% of the best baseline despite starting on TCG";
 }
 
+// Each term of hot-tcg's model on its own (sched/policy/hot_tcg.cc): the same vCPU,
+// with one measured input changed, must change the verdict the equations give.
+// A vCPU on KVM, per second: U = 0.2 s of user work, K = 0.3 s of kernel work on TCG,
+// N = 2000 stints; T_kvm = U + K + N·c, T_tcg = s·U + K.
+Backend HotTcgVerdictOnPvm(double slowdown, double move_us) {
+  auto policy = MakePolicy("hot-tcg");
+  HostInfo host;
+  host.kvm_user_ips = 1e9;
+  VcpuPeriod p;
+  p.placed = p.running = Backend::kKvm;
+  p.period_s = 1;
+  p.kvm_s = 0.2;
+  p.tcg_s = 0.3;
+  p.tcg_user_returns = 2000;
+  p.moves = 4000;
+  p.move_s = 4000 * move_us * 1e-6 / 2;     // c = 2·move_s/moves = move_us
+  p.tcg_insns = uint64_t(1e9 / slowdown * 0.3);   // s = KVM's rate over its TCG rate
+  Backend placed = Backend::kKvm;
+  for (int k = 0; k < 8 && placed == Backend::kKvm; ++k) {
+    p.periods_placed = k + 1;
+    std::vector<Backend> out{placed};
+    policy->Decide(host, std::span<const VcpuPeriod>(&p, 1), out);
+    placed = out[0];
+  }
+  return placed;
+}
+
+TEST(HotTcgModel, TheMeasuredSlowdownAndRoundTripDecide) {
+  // s = 2, c = 250 us: T_tcg = 0.7 s against T_kvm = 1.0 s.
+  EXPECT_EQ(HotTcgVerdictOnPvm(2, 250), Backend::kTcg);
+  // s = 10: T_tcg = 2.3 s, so KVM stays, with the same moves.
+  EXPECT_EQ(HotTcgVerdictOnPvm(10, 250), Backend::kKvm);
+  // c = 10 us: T_kvm = 0.54 s, so KVM stays, with the same slowdown.
+  EXPECT_EQ(HotTcgVerdictOnPvm(2, 10), Backend::kKvm);
+}
+
+// Where KVM runs kernel code: T_kvm = W·(1 + O), O being what leaving KVM for event
+// delivery costs per second of work on KVM; T_tcg = s·W.
+TEST(HotTcgModel, WhereKvmRunsTheKernelOnlyTheCostOfLeavingItCounts) {
+  for (const double move_s : {0.4, 0.01}) {
+    auto policy = MakePolicy("hot-tcg");
+    std::string error;
+    ASSERT_TRUE(policy->SetParams("tcg-slowdown=2", &error)) << error;
+    HostInfo host;
+    host.kvm_runs_kernel = true;
+    VcpuPeriod p;
+    p.placed = p.running = Backend::kKvm;
+    p.period_s = 1;
+    p.kvm_s = 0.1;
+    p.tcg_s = 0.05;
+    p.moves = 1000;
+    p.move_s = move_s;    // O = (0.05 + move_s) / 0.1: 4.5, or 0.6
+    Backend placed = Backend::kKvm;
+    for (int k = 0; k < 8 && placed == Backend::kKvm; ++k) {
+      p.periods_placed = k + 1;
+      std::vector<Backend> out{placed};
+      policy->Decide(host, std::span<const VcpuPeriod>(&p, 1), out);
+      placed = out[0];
+    }
+    EXPECT_EQ(placed, move_s > 0.1 ? Backend::kTcg : Backend::kKvm)
+        << "move_s " << move_s << ": T_kvm = W x " << 1 + (0.05 + move_s) / 0.1 << ", T_tcg = W x 2";
+  }
+}
+
 // The guarantee of sample (sched/policy/sample.cc): in ANY `window` consecutive
 // periods, every vCPU is placed on TCG for at least ceil(share x window) of them.
 TEST(SamplePolicy, EveryVcpuGetsItsShareOfEveryWindow) {
