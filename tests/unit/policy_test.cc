@@ -250,27 +250,28 @@ TEST(HotTcg, BeatsEachBaselineWhereThatBaselineIsWrong) {
 // with one measured input changed, must change the verdict the equations give.
 // A vCPU on KVM, per second: U = 0.2 s of user work, K = 0.3 s of kernel work on TCG,
 // N = 2000 stints; T_kvm = U + K + N·c, T_tcg = s·U + K.
+// Where a vCPU placed on KVM ends up when the same period repeats (8 at most).
+Backend VerdictFromKvm(Policy& policy, const HostInfo& host, VcpuPeriod p) {
+  Backend placed = Backend::kKvm;
+  for (int k = 0; k < 8 && placed == Backend::kKvm; ++k) {
+    p.placed = p.running = placed;
+    p.periods_placed = k + 1;
+    std::vector<Backend> out{placed};
+    policy.Decide(host, std::span<const VcpuPeriod>(&p, 1), out);
+    placed = out[0];
+  }
+  return placed;
+}
+
 Backend HotTcgVerdictOnPvm(double slowdown, double move_us) {
   auto policy = MakePolicy("hot-tcg");
   HostInfo host;
   host.kvm_user_ips = 1e9;
-  VcpuPeriod p;
-  p.placed = p.running = Backend::kKvm;
-  p.period_s = 1;
-  p.kvm_s = 0.2;
-  p.tcg_s = 0.3;
-  p.tcg_user_returns = 2000;
-  p.moves = 4000;
-  p.move_s = 4000 * move_us * 1e-6 / 2;     // c = 2·move_s/moves = move_us
-  p.tcg_insns = uint64_t(1e9 / slowdown * 0.3);   // s = KVM's rate over its TCG rate
-  Backend placed = Backend::kKvm;
-  for (int k = 0; k < 8 && placed == Backend::kKvm; ++k) {
-    p.periods_placed = k + 1;
-    std::vector<Backend> out{placed};
-    policy->Decide(host, std::span<const VcpuPeriod>(&p, 1), out);
-    placed = out[0];
-  }
-  return placed;
+  // s = KVM's rate over its TCG rate; c = 2·move_s/moves = move_us.
+  return VerdictFromKvm(*policy, host,
+                        {.period_s = 1, .kvm_s = 0.2, .tcg_s = 0.3,
+                         .tcg_insns = uint64_t(1e9 / slowdown * 0.3), .moves = 4000,
+                         .move_s = 4000 * move_us * 1e-6 / 2, .tcg_user_returns = 2000});
 }
 
 TEST(HotTcgModel, TheMeasuredSlowdownAndRoundTripDecide) {
@@ -291,21 +292,9 @@ TEST(HotTcgModel, WhereKvmRunsTheKernelOnlyTheCostOfLeavingItCounts) {
     ASSERT_TRUE(policy->SetParams("tcg-slowdown=2", &error)) << error;
     HostInfo host;
     host.kvm_runs_kernel = true;
-    VcpuPeriod p;
-    p.placed = p.running = Backend::kKvm;
-    p.period_s = 1;
-    p.kvm_s = 0.1;
-    p.tcg_s = 0.05;
-    p.moves = 1000;
-    p.move_s = move_s;    // O = (0.05 + move_s) / 0.1: 4.5, or 0.6
-    Backend placed = Backend::kKvm;
-    for (int k = 0; k < 8 && placed == Backend::kKvm; ++k) {
-      p.periods_placed = k + 1;
-      std::vector<Backend> out{placed};
-      policy->Decide(host, std::span<const VcpuPeriod>(&p, 1), out);
-      placed = out[0];
-    }
-    EXPECT_EQ(placed, move_s > 0.1 ? Backend::kTcg : Backend::kKvm)
+    // O = (0.05 + move_s) / 0.1: 4.5, or 0.6
+    const VcpuPeriod p{.period_s = 1, .kvm_s = 0.1, .tcg_s = 0.05, .moves = 1000, .move_s = move_s};
+    EXPECT_EQ(VerdictFromKvm(*policy, host, p), move_s > 0.1 ? Backend::kTcg : Backend::kKvm)
         << "move_s " << move_s << ": T_kvm = W x " << 1 + (0.05 + move_s) / 0.1 << ", T_tcg = W x 2";
   }
 }
