@@ -138,7 +138,7 @@ class L2Monitor:
 
 def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10,
                l2_extra="", mover=False, plugin=False, gdb_pty=False, on_look=None,
-               plugin_opts="", extra_plugins=(), l2_kernel_args=""):
+               plugin_opts="", extra_plugins=(), l2_kernel_args="", l0_cpu="max"):
     """Runs cmd in L2; returns its serial log, L1's, L2's last query-vcpu-accel and
     whether L2's QEMU exited cleanly. With mover, each look at L2 once its user space
     runs also flips one vCPU (in turn) to the other backend over QMP, so that moves in
@@ -175,7 +175,7 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
     shutil.rmtree(pkg)
     l1_log, l2_log = os.path.join(work, "l1-serial.log"), os.path.join(work, "l2-serial.log")
     l2_qmp = os.path.join(work, "l2-qmp.sock")   # L2's QMP, through L1's third serial port
-    argv = [artifact("qemu"), "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2G",
+    argv = [artifact("qemu"), "-accel", "tcg", "-cpu", l0_cpu, "-smp", "2", "-m", "2G",
             "-nodefaults", "-display", "none", "-no-reboot",
             "-kernel", l1_kernel, "-initrd", initrd,
             "-append", "console=ttyS0 quiet panic=-1",

@@ -181,9 +181,43 @@ static uint64_t mixed_own_features(FeatureWord w)
     }
 }
 
+/*
+ * Nested virtualisation: neither handover carries a vCPU's nested state, so
+ * mixed offers none of it, even where KVM (nested=1, kvm-amd's default) and
+ * TCG both would. -cpu max then leaves it out and says so; an explicit +vmx
+ * or +svm is refused (mixed_x86_check_cpu).
+ */
+static bool mixed_nested_virt_word(FeatureWord w)
+{
+    switch (w) {
+    case FEAT_SVM:
+    case FEAT_VMX_PROCBASED_CTLS:
+    case FEAT_VMX_SECONDARY_CTLS:
+    case FEAT_VMX_PINBASED_CTLS:
+    case FEAT_VMX_EXIT_CTLS:
+    case FEAT_VMX_ENTRY_CTLS:
+    case FEAT_VMX_MISC:
+    case FEAT_VMX_EPT_VPID_CAPS:
+    case FEAT_VMX_BASIC:
+    case FEAT_VMX_VMFUNC:
+        return true;
+    default:
+        return false;
+    }
+}
+
 uint64_t mixed_x86_supported_feature_word(int w, uint64_t kvm_word)
 {
     uint64_t own = mixed_own_features(w);
+
+    if (mixed_nested_virt_word(w)) {
+        return 0;
+    }
+    if (w == FEAT_1_ECX) {
+        kvm_word &= ~CPUID_EXT_VMX;
+    } else if (w == FEAT_8000_0001_ECX) {
+        kvm_word &= ~CPUID_EXT3_SVM;
+    }
 
     /* KVM's own report still decides invtsc: it masks it with the host's. */
     if (w == FEAT_8000_0007_EDX) {
@@ -300,7 +334,8 @@ static void mixed_report_filtered_features(X86CPU *cpu)
     }
     if (names->len) {
         warn_report("mixed: hiding CPU features that KVM or TCG cannot "
-                    "provide on this host:%s", names->str);
+                    "provide on this host, or that mixed cannot hand over "
+                    "(vmx, svm):%s", names->str);
     }
 }
 
