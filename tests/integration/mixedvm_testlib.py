@@ -4,6 +4,7 @@ A test registers the Guests it starts; if it fails (any exception), their serial
 output, command line and QMP transcript are copied to $MIXEDVM_LOG_DIR/<guest name>/.
 Exit codes follow meson: 0 pass, 1 fail, 77 skip (always with a printed reason).
 """
+import json
 import os
 import shutil
 import sys
@@ -122,3 +123,16 @@ def all_of(cmds):
     parts = [f"{c} & p{i}=$!" for i, c in enumerate(cmds)]
     waits = " ".join(f"wait $p{i} || rc=1;" for i in range(len(cmds)))
     return "rc=0; " + "; ".join(parts) + "; " + waits + " exit $rc"
+
+
+def plugin_paths():
+    """Our TCG plugin (libmixedvm.so) and QEMU's `insn` example, as built."""
+    ours = artifact("plugin")
+    qemu_build = os.path.dirname(os.path.dirname(os.path.dirname(ours)))
+    return ours, os.path.join(qemu_build, "tests", "tcg", "plugins", "libinsn.so")
+
+
+def read_plugin_report(path):
+    """Our plugin's report (out=FILE): one JSON object per vCPU, by vCPU index."""
+    with open(path) as f:
+        return {r["vcpu"]: r for r in (json.loads(line) for line in f if line.strip())}

@@ -19,12 +19,12 @@ Asserted:
 - in each run, our count and QEMU's example agree within 1% on every vCPU;
 - the loops finish, and L2's QEMU exits cleanly.
 """
-import json
 import os
 import re
 import sys
 
-from mixedvm_testlib import ROOT, Guest, artifact, check, run
+from mixedvm_testlib import (ROOT, Guest, artifact, check, plugin_paths, read_plugin_report,
+                             run)
 
 sys.path.insert(0, f"{ROOT}/tools")
 import nested_amdv  # noqa: E402
@@ -37,9 +37,7 @@ INSN_LINE = re.compile(r"cpu (\d+) insns: (\d+)")
 
 
 def example_plugin():
-    ours = artifact("plugin")
-    qemu_build = os.path.dirname(os.path.dirname(os.path.dirname(ours)))
-    return os.path.join(qemu_build, "tests", "tcg", "plugins", "libinsn.so")
+    return plugin_paths()[1]
 
 
 # Inline counting: its default, a callback per instruction, is 20 times slower.
@@ -60,8 +58,7 @@ def tcg_reference(guests):
     rc = g.wait_end(timeout=600)
     check(rc == 0 and loops_done(g.serial()), f"the reference run under -accel tcg failed (rc={rc})")
     check(g.wait_exit() == 0, "QEMU under -accel tcg did not exit cleanly")
-    with open(report) as f:
-        ours = {r["vcpu"]: r["insns"] for r in (json.loads(l) for l in f if l.strip())}
+    ours = {c: r["insns"] for c, r in read_plugin_report(report).items()}
     with open(os.path.join(g.dir, "insn.log")) as f:
         example = {int(c): int(n) for c, n in INSN_LINE.findall(f.read())}
     return ours, example

@@ -15,27 +15,15 @@ Under -accel mixed (needs /dev/kvm), with vCPU 1 placed on KVM for the loop, the
 count for vCPU 1 is what QEMU's own TCG counter (tcg-insns in query-vcpu-accel) says TCG
 ran, not more: nothing that ran on KVM was observed. Its tcg-share is below 1.
 """
-import json
 import os
 import re
 import subprocess
 
-from mixedvm_testlib import (Guest, artifact, check, kvm_unavailable, mixed_guest, run,
-                             vcpus)
+from mixedvm_testlib import (Guest, artifact, check, kvm_unavailable, mixed_guest,
+                             plugin_paths, read_plugin_report, run, vcpus)
 
 GETPPID = 110
 CMD = "spinrate --cpu 0 --iterations 300000000 & sysloop --cpu 1 --seconds 3 & wait"
-
-
-def plugin_paths():
-    ours = artifact("plugin")
-    qemu_build = os.path.dirname(os.path.dirname(os.path.dirname(ours)))
-    return ours, os.path.join(qemu_build, "tests", "tcg", "plugins", "libinsn.so")
-
-
-def read_report(path):
-    with open(path) as f:
-        return {r["vcpu"]: r for r in (json.loads(l) for l in f if l.strip())}
 
 
 def sysloop_calls(out):
@@ -68,7 +56,7 @@ def test(guests):
     log = open(os.path.join(g.dir, "plugin.log")).read()
     m = re.search(r"insns: (\d+)", log)
     check(m and int(m.group(1)) > 0, f"QEMU's insn example reported nothing: {log[-500:]!r}")
-    r = read_report(report)
+    r = read_plugin_report(report)
     print(f"  tcg: sysloop calls {calls}; plugin: " +
           "; ".join(f"vCPU {v}: {x['insns']} insns, {x['mem']} mem, {x['syscalls']} syscalls, "
                     f"top {x['top']}" for v, x in sorted(r.items())))
@@ -86,7 +74,7 @@ def test(guests):
     g2.start()
     check(g2.wait_end(timeout=300) == 0, "the sampled run failed")
     check(g2.wait_exit() == 0, "QEMU did not exit cleanly")
-    x = read_report(report2)[1]
+    x = read_plugin_report(report2)[1]
     check(abs(x["sampled"] - x["syscalls"] / 16) <= 2,
           f"sample=16 read {x['sampled']} of {x['syscalls']} calls")
 
@@ -102,7 +90,7 @@ def test(guests):
     check(g3.wait_end(timeout=300) == 0, "the guest command failed under mixed")
     seen = vcpus(g3)
     check(g3.wait_exit() == 0, "QEMU did not exit cleanly")
-    r3 = read_report(report3)
+    r3 = read_plugin_report(report3)
     v1 = seen[1]
     print(f"  mixed: vCPU 1 tcg-insns {v1['tcg-insns']}, plugin {r3[1]['insns']}, "
           f"tcg-share {v1['tcg-share']:.3f}, kvm-ns {v1['kvm-ns']}")

@@ -464,7 +464,6 @@ bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
     CPUX86State *env = &cpu->env;
     int64_t t0 = mixed_now_ns(), t1, t2;
     unsigned cpl = env->hflags & HF_CPL_MASK;
-    target_ulong real_cr4;
     int i, ret;
 
     /* x86_cpu_exec_exit folded the lazy flags; make them canonical. */
@@ -486,14 +485,20 @@ bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
     }
     t1 = mixed_now_ns();
 
-    real_cr4 = env->cr[4];
     if (unlikely(mv->x_fail_next_put)) {
-        /* x-vcpu-fail-kvm: a reserved CR4 bit, which KVM_SET_SREGS refuses. */
+        /*
+         * x-vcpu-fail-kvm: a reserved CR4 bit, which KVM_SET_SREGS (the
+         * put's first ioctl) refuses; env keeps the guest's CR4.
+         */
+        target_ulong real_cr4 = env->cr[4];
+
         mv->x_fail_next_put = false;
         env->cr[4] |= 1ULL << 63;
+        ret = kvm_arch_put_registers(cs, KVM_PUT_RUNTIME_STATE, errp);
+        env->cr[4] = real_cr4;
+    } else {
+        ret = kvm_arch_put_registers(cs, KVM_PUT_RUNTIME_STATE, errp);
     }
-    ret = kvm_arch_put_registers(cs, KVM_PUT_RUNTIME_STATE, errp);
-    env->cr[4] = real_cr4;
     if (!mixed_state()->kvm_runs_kernel) {
         mixed_x86_restore_real(cs);   /* QEMU keeps the real values */
     }
