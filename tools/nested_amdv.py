@@ -138,7 +138,8 @@ class L2Monitor:
 
 def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10,
                l2_extra="", mover=False, plugin=False, gdb_pty=False, on_look=None,
-               plugin_opts="", extra_plugins=(), l2_kernel_args="", l0_cpu="max"):
+               plugin_opts="", extra_plugins=(), l2_kernel_args="", l0_cpu="max",
+               l0_accel="tcg", l1_smp=2):
     """Runs cmd in L2; returns its serial log, L1's, L2's last query-vcpu-accel and
     whether L2's QEMU exited cleanly. With mover, each look at L2 once its user space
     runs also flips one vCPU (in turn) to the other backend over QMP, so that moves in
@@ -175,7 +176,8 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
     shutil.rmtree(pkg)
     l1_log, l2_log = os.path.join(work, "l1-serial.log"), os.path.join(work, "l2-serial.log")
     l2_qmp = os.path.join(work, "l2-qmp.sock")   # L2's QMP, through L1's third serial port
-    argv = [artifact("qemu"), "-accel", "tcg", "-cpu", l0_cpu, "-smp", "2", "-m", "2G",
+    argv = [artifact("qemu"), "-accel", l0_accel, "-cpu", l0_cpu, "-smp", str(l1_smp),
+            "-m", "2G",
             "-nodefaults", "-display", "none", "-no-reboot",
             "-kernel", l1_kernel, "-initrd", initrd,
             "-append", "console=ttyS0 quiet panic=-1",
@@ -266,6 +268,10 @@ def main():
     ap.add_argument("--accel", default="mixed", help="L2's -accel")
     ap.add_argument("--l2-extra", default="", help="more arguments for L2's QEMU (e.g. -trace ...)")
     ap.add_argument("--every", type=float, default=10, help="seconds between looks at L2")
+    ap.add_argument("--l0-accel", default="tcg", help="L0's -accel")
+    ap.add_argument("--l1-smp", type=int, default=2,
+                    help="L1's CPUs; 1 makes L0's TCG coherent for cross-modifying code, "
+                         "which multi-threaded TCG is not (docs/mixed.md)")
     ap.add_argument("--plugin", action="store_true", help="run L2 with libmixedvm.so")
     ap.add_argument("--mover", action="store_true",
                     help="flip one vCPU to the other backend at each look")
@@ -274,7 +280,8 @@ def main():
     args = ap.parse_args()
     res = run_nested(args.cmd, args.smp, args.cpu, args.accel, args.minutes, echo=True,
                      every=args.every, l2_extra=args.l2_extra, mover=args.mover,
-                     plugin=args.plugin)
+                     plugin=args.plugin, l0_accel=args.l0_accel,
+                     l1_smp=args.l1_smp)
     print("--- L1 ---\n" + res["l1_serial"][-2000:])
     if res["plugin"]:
         print("L2 plugin: " + json.dumps(res["plugin"]))
