@@ -159,20 +159,9 @@ def run_one(sc, accel, timeout):
     rec, telemetry = {}, None
     try:
         g.start()
-        deadline = time.monotonic() + timeout
-        while "MIXEDVM-END" not in g.serial():
-            if time.monotonic() > deadline:
-                raise VmError(f"no result within {timeout} s")
-            if g.proc.poll() is not None:
-                raise VmError(f"QEMU exited with {g.proc.returncode}")
-            try:
-                if not accel.startswith("mixed"):
-                    raise VmError("no mixed telemetry")   # stock TCG: tests only
-                info = g.qmp.execute("query-vcpu-accel")
-                telemetry, rec["kvm_runs_kernel"] = info["vcpus"], info["kvm-runs-kernel"]
-            except (VmError, OSError):
-                pass    # the guest ended between two looks
-            time.sleep(0.5)
+        info = npb_runner.watch_to_end(g, accel, timeout)
+        if info:
+            telemetry, rec["kvm_runs_kernel"] = info["vcpus"], info["kvm-runs-kernel"]
         seconds, why = sc.makespan(g.serial())
         rec["seconds"] = seconds
         rec["status"] = "ok" if seconds is not None else f"failed: {why}"

@@ -160,6 +160,25 @@ def run_native(kernel, cls, vcpus, program=None):
     return rec
 
 
+def watch_to_end(g, accel, timeout):
+    """Waits for the started guest's end marker, looking at query-vcpu-accel twice a
+    second under -accel mixed; returns the last answer (None under another accelerator).
+    Raises VmError if QEMU exits first or the guest does not end within timeout."""
+    deadline, info = time.monotonic() + timeout, None
+    while "MIXEDVM-END" not in g.serial():
+        if time.monotonic() > deadline:
+            raise VmError(f"no result within {timeout} s")
+        if g.proc.poll() is not None and "MIXEDVM-END" not in g.serial():
+            raise VmError(f"QEMU exited with {g.proc.returncode} before the guest ended")
+        if accel.startswith("mixed"):
+            try:
+                info = g.qmp.execute("query-vcpu-accel")
+            except (VmError, OSError):
+                pass   # the guest ended between two looks
+        time.sleep(0.5)
+    return info
+
+
 def run_guest(kernel, cls, vcpus, accel, timeout, program=None, initrd=None):
     if program:
         g = Guest(f"npb-{kernel}", artifact("qemu"), artifact("kernel"), initrd, smp=vcpus,
@@ -172,16 +191,8 @@ def run_guest(kernel, cls, vcpus, accel, timeout, program=None, initrd=None):
     telemetry = None
     try:
         g.start()
-        deadline = time.monotonic() + timeout
-        while "MIXEDVM-END" not in g.serial():
-            if time.monotonic() > deadline:
-                raise VmError(f"no result within {timeout} s")
-            if accel.startswith("mixed"):
-                try:
-                    telemetry = g.qmp.execute("query-vcpu-accel")["vcpus"]
-                except (VmError, OSError):
-                    pass   # the guest ended between two looks
-            time.sleep(0.5)
+        info = watch_to_end(g, accel, timeout)
+        telemetry = info and info["vcpus"]
         rec["wall_s"] = time.monotonic() - t0
         rep = parse_report(g.serial())
         rec.update(rep or {})
