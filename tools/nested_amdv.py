@@ -3,6 +3,7 @@
 
     tools/nested_amdv.py [--minutes M] [--smp N] [--cpu MODEL] [--cmd "guest command"]
                          [--mover] [--every S] [--l2-extra "-trace mixed_move"]
+                         [--accel mixed,OPTS|kvm] [--l0-accel tcg,thread=single]
 
 The test mixed-nested-amdv (tests/integration/test_mixed_nested_amdv.py) uses run_nested().
 
@@ -20,6 +21,12 @@ L2's serial console is L1's second serial port, a file here; L2's QMP monitor is
 third, a UNIX socket here (l2-qmp.sock in the log folder). Everything runs at TCG
 speed or slower (L2's TCG vCPUs are TCG inside TCG), so this is for looking at what
 the guest kernel does on that path (x2APIC, CPUID, the TSC verdict), not for timing.
+
+The emulated host is not a perfect one. L2's KVM vCPUs execute in L0's TCG, and
+multi-threaded TCG is not coherent for cross-modifying code: under the default L0 even
+stock -accel kvm fails torture xmc. With two or more L2 vCPUs, pass --l0-accel
+tcg,thread=single (slower, but coherent), as the two-vCPU tests do (docs/mixed.md,
+"Limits"). Nor is L0's TSC synchronised across L1's CPUs.
 Prints L2's serial log as it grows; exit code 0 when L2's command ended with rc=0.
 """
 import argparse

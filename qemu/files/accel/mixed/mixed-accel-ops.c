@@ -247,9 +247,10 @@ static void mixed_pin_self(CPUState *cpu, VcpuAccel on)
 /*
  * The handover runs under the BQL. It touches only this vCPU's own state
  * and VM-wide state with locks of its own, so it could run without it (stock
- * QEMU puts registers without the BQL); a version that did hung once at boot
- * on the emulated AMD-V host, unexplained, and was withdrawn until it can be
- * traced (docs/mixed.md, "State handover").
+ * QEMU puts registers without the BQL). Two versions that did were tried on
+ * the emulated AMD-V host: one hung once at boot, the other delivered
+ * interrupts about three times more slowly there; neither was measured on
+ * PVM, so both were withdrawn (docs/mixed.md, "State handover").
  */
 /* Moves the vCPU to the other backend; false if it did not move. */
 static bool mixed_move(CPUState *cpu, VcpuAccel to)
@@ -555,7 +556,7 @@ static void mixed_kick_vcpu_thread(CPUState *cpu)
  * cpu_interrupt() without the BQL (kvm_get_vcpu_events). */
 static void mixed_handle_interrupt(CPUState *cpu, int mask)
 {
-    cpu->interrupt_request |= mask;
+    qatomic_or(&cpu->interrupt_request, mask);
     if (!qemu_cpu_is_self(cpu)) {
         qemu_cpu_kick(cpu);
     } else if (mixed_vcpu_running_on(cpu) == VCPU_ACCEL_TCG) {
