@@ -29,6 +29,7 @@ Asserted:
    guest boot on TCG and fails irqcheck itself (mixed-ioapic).
 """
 import re
+import shutil
 import sys
 
 from mixedvm_testlib import ROOT, check, run
@@ -84,5 +85,7 @@ def test(guests):
     check(neg["timed_out"] and "MIXEDVM-READY" not in neg["l2_serial"],
           "negative control: with x-event-exit=off the guest still reached its user space "
           f"({neg['irqcheck']}), so interrupt delivery does not depend on the event exit")
+    for res in (lost, neg):
+        shutil.rmtree(res["log_dir"])     # kept only when a check failed
 
 run(test)

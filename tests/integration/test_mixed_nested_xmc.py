@@ -21,6 +21,7 @@ Asserted:
    pass is mixed's sync, not the host.
 """
 import re
+import shutil
 import sys
 
 from mixedvm_testlib import ROOT, check, run
@@ -66,6 +67,7 @@ def test(guests):
     check(neg["stats"].get("stale", 0) > 0,
           "negative control: with x-code-sync=off xmc saw no stale execution, so the "
           f"check cannot see one on this host: {neg['xmc']}")
+    shutil.rmtree(neg["log_dir"])     # kept only when a check failed
 
 
 run(test)
