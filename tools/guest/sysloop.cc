@@ -25,6 +25,12 @@
 
 namespace {
 
+// Not inlined, so that its loop line is one place the loop always passes: the gdb test
+// (mixed-nested-gdb) breaks on it and must stop there once per batch.
+__attribute__((noinline)) void GetppidCalls(unsigned long n) {
+  for (unsigned long i = 0; i < n; ++i) syscall(SYS_getppid);
+}
+
 double SecondsSince(const timespec& t0) {
   timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -52,7 +58,7 @@ int main(int argc, char** argv) {
     if (sleep_us > 0) {
       for (unsigned long i = 0; i < n; ++i) nanosleep(&nap, nullptr);
     } else {
-      for (unsigned long i = 0; i < n; ++i) syscall(SYS_getppid);
+      GetppidCalls(n);
     }
     calls += n;
     elapsed = SecondsSince(t0);
