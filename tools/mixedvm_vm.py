@@ -17,8 +17,6 @@ import time
 KERNEL_TROUBLE = re.compile(r"(Kernel panic|Oops|BUG:|general protection fault|WARNING: CPU:|segfault at)")
 
 
-GLIBC_TUNABLES = "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD"
-
 # The summary every NPB kernel prints (npb::Report in tools/guest/npb_common.h).
 NPB_REPORT = re.compile(r" (?P<kernel>\w+) Benchmark Completed\..*?"
                         r"Time in seconds =\s+(?P<seconds>[0-9.]+).*?"
@@ -172,10 +170,9 @@ class Guest:
         self.qmp = None
 
     def argv(self):
-        # GLIBC_TUNABLES reaches /init's environment (a kernel parameter without a
-        # dot): on a PVM host a process that starts on KVM sees the host CPU, and
-        # glibc must not pick AVX-512 code that TCG cannot run (docs/design.md).
-        append = (f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} '
+        # No hint for the guest's software: it must run as it would anywhere
+        # (docs/mixed.md, "One guest-visible CPU").
+        append = ('console=ttyS0 panic=-1 '
                   + (self.kernel_args + " " if self.kernel_args else "") +
                   f'mixedvm.cmd="{self.cmd}"')
         return [self.qemu,

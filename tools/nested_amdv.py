@@ -44,7 +44,7 @@ import time
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TOOLS)
 from guest_image import Cpio, fetch_kernel_deb  # noqa: E402
-from mixedvm_vm import GLIBC_TUNABLES, KERNEL_TROUBLE, artifact  # noqa: E402
+from mixedvm_vm import KERNEL_TROUBLE, artifact  # noqa: E402
 import trace_events  # noqa: E402
 
 L1_MODULES = ["virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "drivers/crypto/ccp/ccp.ko",
@@ -172,7 +172,7 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
          if plugin else "") + \
         "".join(f" -plugin /opt/{os.path.basename(p)}" for p in extra_plugins) + \
         (" -d plugin" if extra_plugins else "")
-    l2_append = (f'console=ttyS0 panic=-1 GLIBC_TUNABLES={GLIBC_TUNABLES} '
+    l2_append = ('console=ttyS0 panic=-1 '
                  + (l2_kernel_args + " " if l2_kernel_args else "") + f'mixedvm.cmd="{cmd}"')
     initrd = os.path.join(work, "l1-initrd.img")
     with open(initrd, "wb") as f:

@@ -131,6 +131,20 @@ typedef struct MixedvmUserResume {
 bool mixedvm_tripwire_rewind_syscall(const MixedvmTripwireExit *exit_state,
                                      MixedvmUserResume *out) MIXEDVM_NOEXCEPT;
 
+/*
+ * CPUID leaf 0x15 (TSC/crystal ratio): TSC Hz = crystal Hz * EBX / EAX.
+ * Linux (native_calibrate_tsc, at least 4.x to 6.1) computes
+ * crystal_khz * EBX / EAX in 32-bit unsigned arithmetic, so EBX must keep
+ * crystal_khz * EBX below 2^32: with a 1 GHz crystal (the APIC bus, as the
+ * guest's APIC timer needs) the plain ratio EBX = tsc_khz, EAX = crystal_khz
+ * overflows and a 2.6 GHz TSC reads as 1.544 MHz. This picks the best
+ * rational approximation of tsc_khz / crystal_khz whose terms keep that
+ * product in range (continued fractions). Returns false, leaving the
+ * outputs untouched, for a zero frequency or a crystal above 4.29 GHz.
+ */
+bool mixedvm_tsc_leaf_ratio(uint32_t tsc_khz, uint32_t crystal_khz,
+                            uint32_t *numerator, uint32_t *denominator) MIXEDVM_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,8 @@
 // why each discrepancy exists. Each has a unit test in tests/unit/.
 #include "mixedvm/x86_state.h"
 
+#include <algorithm>
+
 namespace {
 
 constexpr unsigned Type(uint32_t flags) {
@@ -85,6 +87,50 @@ bool mixedvm_tripwire_rewind_syscall(const MixedvmTripwireExit* in,
   if (!out->cs_long) out->rip &= 0xffffffffull;
   // SYSCALL saved RFLAGS with RF cleared; bit 1 is always set.
   out->rflags = (in->r11 & ~(1ull << 16)) | 0x2;
+  return true;
+}
+
+bool mixedvm_tsc_leaf_ratio(uint32_t tsc_khz, uint32_t crystal_khz, uint32_t* numerator,
+                            uint32_t* denominator) noexcept {
+  if (tsc_khz == 0 || crystal_khz == 0) return false;
+  // The guest multiplies crystal_khz by the numerator in 32 bits.
+  const uint64_t max_num = 0xffffffffull / crystal_khz;
+  if (max_num == 0) return false;
+  // Convergents h/k of tsc_khz / crystal_khz, stopping before a numerator
+  // that would overflow; then the best semiconvergent that still fits.
+  uint64_t h0 = 0, h1 = 1, k0 = 1, k1 = 0;  // h(-2), h(-1), k(-2), k(-1)
+  uint64_t p = tsc_khz, q = crystal_khz;
+  while (q != 0) {
+    const uint64_t a = p / q;
+    const uint64_t h2 = a * h1 + h0, k2 = a * k1 + k0;
+    if (h2 > max_num || k2 > 0xffffffffull) {
+      // Largest t with t*h1 + h0 in range; use it if it beats h1/k1.
+      uint64_t t = (max_num - h0) / h1;
+      if (k1 != 0) t = std::min<uint64_t>(t, (0xffffffffull - k0) / k1);
+      const uint64_t hs = t * h1 + h0, ks = t * k1 + k0;
+      auto error = [&](uint64_t h, uint64_t k) {
+        // |h/k - tsc/crystal| compared as |h*crystal - tsc*k| / k
+        const long double e = static_cast<long double>(h) * crystal_khz -
+                              static_cast<long double>(tsc_khz) * k;
+        return (e < 0 ? -e : e) / k;
+      };
+      if (t > 0 && ks != 0 && (k1 == 0 || error(hs, ks) < error(h1, k1))) {
+        h1 = hs;
+        k1 = ks;
+      }
+      break;
+    }
+    h0 = h1;
+    h1 = h2;
+    k0 = k1;
+    k1 = k2;
+    const uint64_t r = p % q;
+    p = q;
+    q = r;
+  }
+  if (h1 == 0 || k1 == 0) return false;
+  *numerator = static_cast<uint32_t>(h1);
+  *denominator = static_cast<uint32_t>(k1);
   return true;
 }
 

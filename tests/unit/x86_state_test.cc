@@ -1,6 +1,8 @@
 // One test per known KVM/TCG state discrepancy (see mixedvm.h).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "mixedvm/x86_state.h"
 
 namespace {
@@ -120,6 +122,59 @@ TEST(Tripwire, OtherKernelEntriesAreReplayedNotRewound) {
   MixedvmTripwireExit exit{0x401000, 0, 0, kLinuxStar};
   MixedvmUserResume r{};
   EXPECT_FALSE(mixedvm_tripwire_rewind_syscall(&exit, &r));
+}
+
+}  // namespace
+
+namespace {
+
+// What Linux 6.1's native_calibrate_tsc() makes of leaf 0x15, in its own 32-bit
+// unsigned arithmetic: crystal_khz * EBX / EAX.
+uint32_t LinuxTscKhz(uint32_t eax_denominator, uint32_t ebx_numerator, uint32_t ecx_hz) {
+  const uint32_t crystal_khz = ecx_hz / 1000;
+  return crystal_khz * ebx_numerator / eax_denominator;
+}
+
+TEST(TscLeaf, PlainRatioOverflowsInTheGuest) {
+  // The leaf mixed answered until 2026-12-05 (EAX = crystal kHz, EBX = TSC kHz):
+  // the PVM host's -cpu max guest said "Detected 1.544 MHz processor".
+  EXPECT_EQ(LinuxTscKhz(1000000, 2600000, 1000000000), 1544u);
+}
+
+TEST(TscLeaf, RatioFitsAndIsExactForRoundFrequencies) {
+  uint32_t num = 0, den = 0;
+  ASSERT_TRUE(mixedvm_tsc_leaf_ratio(2600000, 1000000, &num, &den));
+  EXPECT_EQ(num, 13u);
+  EXPECT_EQ(den, 5u);
+  EXPECT_EQ(LinuxTscKhz(den, num, 1000000000), 2600000u);
+}
+
+TEST(TscLeaf, OddFrequenciesWithinOnePpm) {
+  for (uint32_t tsc_khz : {2599999u, 2095074u, 3699998u, 1000001u, 5123457u, 999u}) {
+    uint32_t num = 0, den = 0;
+    ASSERT_TRUE(mixedvm_tsc_leaf_ratio(tsc_khz, 1000000, &num, &den)) << tsc_khz;
+    EXPECT_LE(uint64_t{1000000} * num, 0xffffffffull) << tsc_khz;
+    const double got = 1e6 * num / den;
+    EXPECT_LT(std::abs(got - tsc_khz) / tsc_khz, 1e-6)
+        << tsc_khz << " kHz as " << num << "/" << den;
+  }
+}
+
+TEST(TscLeaf, OtherCrystals) {
+  uint32_t num = 0, den = 0;
+  ASSERT_TRUE(mixedvm_tsc_leaf_ratio(2600000, 25000, &num, &den));  // 25 MHz crystal
+  EXPECT_EQ(LinuxTscKhz(den, num, 25000000), 2600000u);
+  ASSERT_TRUE(mixedvm_tsc_leaf_ratio(2599999, 25000, &num, &den));
+  EXPECT_LE(uint64_t{25000} * num, 0xffffffffull);
+  EXPECT_NEAR(LinuxTscKhz(den, num, 25000000), 2599999.0, 2.6);  // 1 ppm
+}
+
+TEST(TscLeaf, RefusesWhatCannotBeEncoded) {
+  uint32_t num = 7, den = 7;
+  EXPECT_FALSE(mixedvm_tsc_leaf_ratio(0, 1000000, &num, &den));
+  EXPECT_FALSE(mixedvm_tsc_leaf_ratio(2600000, 0, &num, &den));
+  EXPECT_EQ(num, 7u);
+  EXPECT_EQ(den, 7u);
 }
 
 }  // namespace

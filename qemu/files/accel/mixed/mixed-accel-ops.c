@@ -67,6 +67,11 @@ void mixed_vcpu_enter_state(CPUState *cpu, MixedVcpuState next)
                      mixed_vcpu_state_name[next]);
         abort();
     }
+    if (mv->cpuid_faulting &&
+        (next == MIXED_VCPU_ON_TCG || next == MIXED_VCPU_TCG_ONLY)) {
+        /* QEMU's own code may run CPUID on this thread from now on. */
+        mixed_x86_cpuid_faulting(cpu, false, &error_abort);
+    }
     /* Pairs with mixed_vcpu_running_on() on other threads. */
     qatomic_store_release(&mv->state, next);
 }

@@ -302,6 +302,10 @@ static int mixed_init_machine(MachineState *ms)
     s->kvm_shadow_mmu = mixed_host_has_shadow_mmu();
     pstrcpy(s->kvm_probe, sizeof(s->kvm_probe), probe.summary);
     trace_mixed_probe(s->kvm_runs_kernel, s->kvm_probe);
+    if (!mixed_x86_choose_user_cpuid(s, &err)) {
+        error_report_err(err);
+        return -EINVAL;
+    }
 
     on_kvm = g_new0(bool, ms->smp.max_cpus);
     if (!mixed_initial_placement(ms, s, on_kvm, &err)) {
@@ -399,6 +403,24 @@ static void mixed_set_period_ms(Object *obj, Visitor *v, const char *name,
     }
 }
 
+static char *mixed_get_user_cpuid(Object *obj, Error **errp)
+{
+    return g_strdup(MIXED_STATE(obj)->user_cpuid);
+}
+
+static void mixed_set_user_cpuid(Object *obj, const char *value, Error **errp)
+{
+    MixedState *s = MIXED_STATE(obj);
+
+    if (strcmp(value, "auto") && strcmp(value, "trap") && strcmp(value, "host")) {
+        error_setg(errp, "mixed: user-cpuid=%s: expected auto, trap or host",
+                   value);
+        return;
+    }
+    g_free(s->user_cpuid);
+    s->user_cpuid = g_strdup(value);
+}
+
 static void mixed_accel_instance_init(Object *obj)
 {
     MixedState *s = MIXED_STATE(obj);
@@ -410,6 +432,7 @@ static void mixed_accel_instance_init(Object *obj)
     s->policy = g_strdup("static");
     s->period_ms = 100;
     s->pin = g_strdup("off");
+    s->user_cpuid = g_strdup("auto");
     s->shadow_zap = true;
     s->code_sync = true;
     s->kvm_exclusive = true;
@@ -496,6 +519,13 @@ static void mixed_accel_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "pin",
         "pin vCPU threads: off, compact (vCPU i on host thread i), split "
         "(KVM and TCG vCPUs on different cores, re-pinned on moves)");
+    object_class_property_add_str(oc, "user-cpuid", mixed_get_user_cpuid,
+                                  mixed_set_user_cpuid);
+    object_class_property_set_description(oc, "user-cpuid",
+        "where KVM runs guest user code natively (PVM): trap (CPUID faults "
+        "into KVM, which answers from the guest's CPU model), host (both "
+        "backends show guest user code the host's CPUID), or auto (trap "
+        "where the host can fault CPUID, else host)");
     object_class_property_add_str(oc, "trace-file", mixed_get_trace_file,
                                   mixed_set_trace_file);
     object_class_property_set_description(oc, "trace-file",

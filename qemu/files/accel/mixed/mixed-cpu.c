@@ -28,7 +28,10 @@
 #include "hw/i386/apic.h"
 #include "kvm/kvm_i386.h"
 #include "mixed-internal.h"
+#include "mixedvm/x86_state.h"
 #include "trace.h"
+#include <asm/prctl.h>
+#include <sys/syscall.h>
 
 #define TYPE_MIXED_X86_CPU_ACCEL ACCEL_CPU_NAME("mixed")
 
@@ -82,13 +85,94 @@ static PropValue mixed_guest_clock_props[] = {
     { NULL, NULL },
 };
 
+/* ------------------------------------------------------------------------
+ * CPUID at guest CPL3 where KVM runs guest user code natively (PVM)
+ *
+ * PVM runs guest user code on the host CPU without intercepting CPUID, so
+ * by default user code reads the host's CPUID while the guest kernel, on
+ * TCG, reads the model; and XGETBV reads the host's XCR0 unless the guest set
+ * CR4.OSXSAVE, because KVM loads the guest's XCR0 only then. A process then
+ * picks instructions (AVX-512, RTM) that TCG cannot run after a move.
+ *
+ * user-cpuid=trap: the vCPU thread turns on the host's CPUID faulting
+ * (arch_prctl(ARCH_SET_CPUID, 0)) while the vCPU is on KVM. PVM leaves the
+ * hardware setting of a thread that asked for it alone, and emulates the
+ * faulting CPUID from KVM's table, which is the model (KVM_SET_CPUID2): every
+ * guest program sees one CPU at every CPL on both backends. QEMU's own code
+ * never runs CPUID on a vCPU thread while the vCPU is on KVM.
+ *
+ * user-cpuid=host, where the host cannot fault CPUID: TCG answers CPL3 CPUID
+ * as the host does too (x-user-cpuid-host), the model carries every host
+ * user-mode feature TCG implements, and XSAVE so that the guest's XCR0 is in
+ * force on KVM. What TCG cannot run is reported at start.
+ */
+bool mixed_x86_cpuid_faulting(CPUState *cs, bool on, Error **errp)
+{
+    AccelCPUState *mv = cs->accel;
+
+    if (mv->cpuid_faulting == on) {
+        return true;
+    }
+    if (syscall(SYS_arch_prctl, ARCH_SET_CPUID, on ? 0 : 1)) {
+        error_setg_errno(errp, errno, "mixed: vCPU %d: cannot turn CPUID "
+                         "faulting %s", cs->cpu_index, on ? "on" : "off");
+        return false;
+    }
+    mv->cpuid_faulting = on;
+    return true;
+}
+
+/* Can this thread fault CPUID? Leaves it not faulting. */
+static bool mixed_host_can_fault_cpuid(void)
+{
+    if (syscall(SYS_arch_prctl, ARCH_SET_CPUID, 0)) {
+        return false;   /* ENODEV: the CPU or the kernel cannot */
+    }
+    if (syscall(SYS_arch_prctl, ARCH_SET_CPUID, 1)) {
+        error_report("mixed: cannot turn CPUID faulting off again: %s",
+                     strerror(errno));
+        abort();        /* every CPUID of this thread would now fault */
+    }
+    return true;
+}
+
+bool mixed_x86_choose_user_cpuid(MixedState *s, Error **errp)
+{
+    bool can_fault;
+
+    if (s->kvm_runs_kernel) {
+        if (strcmp(s->user_cpuid, "auto")) {
+            error_setg(errp, "mixed: user-cpuid=%s: this host's KVM "
+                       "intercepts CPUID at every privilege level, so guest "
+                       "user code already sees the guest CPU model; remove "
+                       "the option", s->user_cpuid);
+            return false;
+        }
+        return true;
+    }
+    can_fault = mixed_host_can_fault_cpuid();
+    if (!strcmp(s->user_cpuid, "trap") && !can_fault) {
+        error_setg(errp, "mixed: user-cpuid=trap: this host cannot fault "
+                   "CPUID (arch_prctl(ARCH_SET_CPUID) is refused; the CPU "
+                   "has no cpuid_fault); use user-cpuid=host");
+        return false;
+    }
+    s->user_cpuid_trap = can_fault && strcmp(s->user_cpuid, "host");
+    s->user_cpuid_host = !s->user_cpuid_trap;
+    if (s->user_cpuid_host && !strcmp(s->user_cpuid, "auto")) {
+        warn_report("mixed: this host cannot fault CPUID, so guest user code "
+                    "sees the host's CPUID on both backends (user-cpuid="
+                    "host); see docs/mixed.md, \"One guest-visible CPU\"");
+    }
+    trace_mixed_user_cpuid(s->user_cpuid_trap ? "trap" : "host", can_fault);
+    return true;
+}
+
 /*
- * Instructions that unprivileged code can use, by feature word. Where KVM
- * cannot run guest kernel code (PVM), it runs guest user code natively
- * without intercepting CPUID or XGETBV (tools/probes/ shows both return the
- * host's values at CPL3), so user code picks its instructions from the host
- * CPU whatever model QEMU shows. TCG must then accept every one of these that
- * it implements, or a process would get #UD after a move.
+ * Instructions that unprivileged code can use, by feature word. Under
+ * user-cpuid=host guest user code picks its instructions from the host CPU
+ * whatever model QEMU shows, so TCG must accept every one of these that it
+ * implements, or a process would get #UD after a move.
  */
 static const struct {
     FeatureWord w;
@@ -100,6 +184,7 @@ static const struct {
                   CPUID_EXT_AES | CPUID_EXT_XSAVE | CPUID_EXT_AVX |
                   CPUID_EXT_F16C | CPUID_EXT_RDRAND },
     { FEAT_7_0_EBX, CPUID_7_0_EBX_BMI1 | CPUID_7_0_EBX_AVX2 |
+                    CPUID_7_0_EBX_HLE | CPUID_7_0_EBX_RTM |
                     CPUID_7_0_EBX_BMI2 | CPUID_7_0_EBX_ERMS |
                     CPUID_7_0_EBX_ADX | CPUID_7_0_EBX_RDSEED |
                     CPUID_7_0_EBX_CLFLUSHOPT | CPUID_7_0_EBX_CLWB |
@@ -131,8 +216,8 @@ static uint64_t mixed_native_user_isa(FeatureWord w)
 {
     int i;
 
-    if (mixed_state()->kvm_runs_kernel) {
-        return 0;   /* KVM intercepts CPUID: its table is what user code sees */
+    if (!mixed_state()->user_cpuid_host) {
+        return 0;   /* CPUID is intercepted: user code sees the model */
     }
     for (i = 0; i < ARRAY_SIZE(mixed_user_isa); i++) {
         if (mixed_user_isa[i].w == w) {
@@ -256,45 +341,66 @@ static void mixed_cpu_instance_init(CPUState *cs)
         cpu->env.features[w] |= mixed_native_user_isa(w) &
                                 feature_word_info[w].tcg_features;
     }
+    cpu->user_cpuid_host = mixed_state()->user_cpuid_host;
 }
 
 /*
- * Host instructions that guest user code can see on a PVM-like host but TCG
- * cannot execute: they cannot be hidden, so say which.
+ * Under user-cpuid=host: host instructions that guest user code sees in
+ * CPUID but TCG cannot execute. Those whose state the guest's XCR0 leaves
+ * out (AVX-512, AMX) fault on KVM as well; the others run on KVM and raise
+ * #UD after a move to TCG, and nothing can hide them: say which.
  */
-static void mixed_report_unhidable_features(void)
+static void mixed_report_unhidable_features(X86CPU *cpu)
 {
-    g_autoptr(GString) names = g_string_new(NULL);
-    FeatureWord w;
-    int bit;
+    static const FeatureWord words[] = {
+        FEAT_1_ECX, FEAT_7_0_EBX, FEAT_7_0_ECX, FEAT_7_0_EDX, FEAT_7_1_EAX,
+        FEAT_8000_0001_ECX,
+    };
+    /* Features of the kernel's, or that the guest kernel must enable. */
+    static const char *const kernel_only[] = {
+        "fsgsbase", "tsc-adjust", "sgx", "smep", "smap", "invpcid", "mpx",
+        "intel-pt", "pcommit", "umip", "la57", "pku", "ospke", "pks", "sgxlc",
+        "rdt-m", "rdt-a", "fdp-excptn-only", "zero-fcs-fds", "vmx", "svm",
+        NULL
+    };
+    g_autoptr(GString) gated = g_string_new(NULL);
+    g_autoptr(GString) open_ = g_string_new(NULL);
+    int i, bit;
 
-    if (mixed_state()->kvm_runs_kernel) {
+    if (!mixed_state()->user_cpuid_host) {
         return;
     }
-    for (w = 0; w < FEATURE_WORDS; w++) {
-        FeatureWordInfo *wi = &feature_word_info[w];
-        uint64_t missing;
+    for (i = 0; i < ARRAY_SIZE(words); i++) {
+        FeatureWordInfo *wi = &feature_word_info[words[i]];
+        uint64_t missing = mixed_host_cpuid_word(wi) &
+                           ~cpu->env.features[words[i]];
 
-        if (wi->type != CPUID_FEATURE_WORD ||
-            (w != FEAT_7_0_EBX && w != FEAT_7_0_ECX && w != FEAT_7_0_EDX &&
-             w != FEAT_7_1_EAX)) {
-            continue;
-        }
-        missing = mixed_host_cpuid_word(wi) & ~wi->tcg_features;
-        for (bit = 0; bit < 64; bit++) {
+        for (bit = 0; bit < 32; bit++) {
             const char *name = wi->feat_names[bit];
 
-            if ((missing & BIT_ULL(bit)) && name &&
-                (g_str_has_prefix(name, "avx512") || g_str_has_prefix(name, "amx"))) {
-                g_string_append_printf(names, " %s", name);
+            if (!(missing & BIT_ULL(bit)) || !name ||
+                (words[i] == FEAT_1_ECX && bit != 1 && bit != 12 &&
+                 bit != 28 && bit != 29) ||
+                (words[i] == FEAT_7_0_EDX && !g_str_has_prefix(name, "avx") &&
+                 !g_str_has_prefix(name, "amx")) ||
+                g_strv_contains(kernel_only, name)) {
+                continue;   /* not an instruction set user code would pick */
             }
+            g_string_append_printf(g_str_has_prefix(name, "avx512") ||
+                                   g_str_has_prefix(name, "amx") ? gated : open_,
+                                   " %s", name);
         }
     }
-    if (names->len) {
-        warn_report("mixed: this host's KVM shows guest user code the host "
-                    "CPU's CPUID, and TCG cannot run:%s. Guest software must "
-                    "not use them (for glibc: GLIBC_TUNABLES=glibc.cpu.hwcaps="
-                    "-AVX512F,...); see docs/design.md", names->str);
+    if (open_->len) {
+        warn_report("mixed: user-cpuid=host: guest user code sees these host "
+                    "instructions, which TCG cannot run; a process that uses "
+                    "them gets #UD after a move to TCG:%s", open_->str);
+    }
+    if (gated->len) {
+        info_report("mixed: user-cpuid=host: guest user code sees%s in the "
+                    "host's CPUID, but the guest's XCR0 leaves their state "
+                    "out, so software that checks XGETBV does not use them",
+                    gated->str);
     }
 }
 
@@ -309,7 +415,7 @@ static void mixed_report_filtered_features(X86CPU *cpu)
         return;
     }
     reported = true;
-    mixed_report_unhidable_features();
+    mixed_report_unhidable_features(cpu);
     for (w = 0; w < FEATURE_WORDS; w++) {
         FeatureWordInfo *wi = &feature_word_info[w];
         uint64_t dropped = cpu->filtered_features[w];
@@ -359,6 +465,14 @@ bool mixed_x86_check_cpu(CPUState *cs, Error **errp)
           cpu->filtered_features[FEAT_8000_0001_ECX]) & CPUID_EXT3_SVM)) {
         error_setg(errp, "mixed: nested virtualisation (vmx/svm) is not "
                    "supported; remove +vmx/+svm from -cpu");
+        return false;
+    }
+    if (mixed_state()->user_cpuid_host && !(env->features[FEAT_1_ECX] & CPUID_EXT_XSAVE)) {
+        error_setg(errp, "mixed: user-cpuid=host needs xsave in the guest "
+                   "CPU: without it the guest never sets CR4.OSXSAVE, KVM "
+                   "leaves the host's XCR0 in force for guest user code, and "
+                   "the guest kernel would not save the vector state that "
+                   "code can then use; add +xsave or use -cpu max");
         return false;
     }
     mixed_report_filtered_features(cpu);
@@ -454,8 +568,11 @@ static bool mixed_x86_tsc_leaf(CPUX86State *env, uint32_t *eax, uint32_t *ebx,
         !(env->features[FEAT_8000_0007_EDX] & CPUID_APM_INVTSC)) {
         return false;
     }
-    *eax = env->apic_bus_freq / 1000;   /* crystal kHz */
-    *ebx = env->tsc_khz;
+    /* A ratio whose product Linux's 32-bit arithmetic cannot overflow. */
+    if (!mixedvm_tsc_leaf_ratio(env->tsc_khz, env->apic_bus_freq / 1000,
+                                ebx, eax)) {
+        return false;
+    }
     *ecx = env->apic_bus_freq;
     *edx = 0;
     return true;

@@ -58,6 +58,15 @@ typedef struct MixedState {
     char kvm_probe[200];
     bool kvm_shadow_mmu;    /* no EPT/NPT: KVM shadows guest page tables */
     bool kvm_apic_msr_exits;    /* x2APIC MSRs on KVM exit to QEMU's APIC */
+    /*
+     * CPUID at guest CPL3 where KVM runs user code natively (PVM), option
+     * user-cpuid (docs/mixed.md, "One guest-visible CPU"): trapped through
+     * the host's CPUID faulting, so that KVM answers from the model; or the
+     * host's values on both backends.
+     */
+    char *user_cpuid;           /* auto, trap, host */
+    bool user_cpuid_trap;       /* the vCPU thread faults CPUID while on KVM */
+    bool user_cpuid_host;       /* TCG answers CPL3 CPUID as the host does */
     QemuMutex zap_lock;     /* one shadow-MMU zap at a time */
     uint64_t shadow_zapped_gen;   /* guest TLB flushes the last zap covered */
     int zap_slot;           /* a KVM memslot id QEMU never uses */
@@ -122,6 +131,8 @@ struct AccelCPUState {
     bool kvm_ran_since_put;
     /* x-vcpu-fail-kvm: KVM is to refuse the next TCG -> KVM put (BQL) */
     bool x_fail_next_put;
+    /* user-cpuid=trap: this thread's CPUID faults (only while on KVM) */
+    bool cpuid_faulting;
 
     /* the guest's real values while KVM sees the tripwire */
     uint32_t real_idt_limit;
@@ -202,6 +213,10 @@ bool mixed_x86_event_pending(CPUState *cpu, bool *deliverable);
 void mixed_x86_read_tsc_offset(CPUState *cpu);
 bool mixed_x86_check_cpu(CPUState *cpu, Error **errp);
 bool mixed_x86_vcpu_init(CPUState *cpu, Error **errp);
+
+/* mixed-cpu.c: CPUID at guest CPL3 where KVM runs user code natively */
+bool mixed_x86_choose_user_cpuid(MixedState *s, Error **errp);
+bool mixed_x86_cpuid_faulting(CPUState *cpu, bool on, Error **errp);
 
 /* mixed-coherence.c: code written on KVM, executed on TCG */
 void mixed_code_sync_moved(CPUState *cpu);

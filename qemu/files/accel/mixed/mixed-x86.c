@@ -480,6 +480,10 @@ bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
     env->pdptrs_valid = false;    /* KVM reloads PDPTEs from CR3 */
     mixed_x86_clear_stale_events(env);
     cs->exception_index = -1;
+    if (mixed_state()->user_cpuid_trap &&
+        !mixed_x86_cpuid_faulting(cs, true, errp)) {
+        return false;
+    }
     if (!mixed_state()->kvm_runs_kernel) {
         mixed_x86_arm_tripwire(cs);
     }
