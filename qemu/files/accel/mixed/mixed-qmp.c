@@ -46,6 +46,8 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
     info->kvm_runs_kernel = s->kvm_runs_kernel;
     info->gdb_attached = qatomic_read(&s->gdb_attached);
     info->kvm_probe = g_strdup(s->kvm_probe);
+    info->user_cpuid = g_strdup(s->kvm_runs_kernel ? "intercepted" :
+                                s->user_cpuid_trap ? "trap" : "host");
     info->policy = g_strdup(mixedvm_sched_policy(s->sched));
     tail = &info->vcpus;
     CPU_FOREACH(cpu) {
@@ -177,7 +179,8 @@ void hmp_info_vcpu_accel(Monitor *mon, const QDict *qdict)
     if (hmp_handle_error(mon, err)) {
         return;
     }
-    monitor_printf(mon, "KVM: %s\npolicy: %s\n", info->kvm_probe, info->policy);
+    monitor_printf(mon, "KVM: %s\nuser-mode CPUID: %s\npolicy: %s\n",
+                   info->kvm_probe, info->user_cpuid, info->policy);
     monitor_printf(mon, "vCPU  accel  running  thread     moves  kernel-entries"
                    "     kvm-ms     tcg-ms  tcg-user-%%  last-move-us\n");
     for (l = info->vcpus; l; l = l->next) {
