@@ -3,6 +3,8 @@
     tools/mixedvm demo               boot the 4-vCPU demo guest and run its workload
     tools/mixedvm demo hot-tcg       the same guest placed by the hot-tcg policy
     tools/mixedvm test               run every test (unit and integration)
+    tools/mixedvm report [--quick]   verify a host with /dev/kvm: tests, benches, probes,
+                                     experiments, in one folder (tools/host_report.py)
     tools/mixedvm setup              install what a fresh Debian 12 needs (as root)
     tools/mixedvm build              build libmixedvm, the guest programs and QEMU
     tools/mixedvm image              build the guest kernel + initramfs
@@ -432,6 +434,23 @@ def cmd_test(args):
         raise Fail("tests failed" if results else "no test ran")
 
 
+# --------------------------------------------------------------------------- report
+
+def cmd_report(args):
+    if any(a in ("-h", "--help") for a in args):
+        import host_report
+        host_report.main(args)
+        return
+    cmd_build()
+    cmd_image(built=True)
+    os.environ.update(MIXEDVM_QEMU=ARTIFACTS["qemu"], MIXEDVM_KERNEL=ARTIFACTS["kernel"],
+                      MIXEDVM_INITRD=ARTIFACTS["initrd"], MIXEDVM_PLUGIN=ARTIFACTS["plugin"])
+    import host_report
+    rc = host_report.main(args)
+    if rc:
+        raise Fail(f"the report could not run (exit code {rc})")
+
+
 # --------------------------------------------------------------------------- main
 
 COMMANDS = {
@@ -440,6 +459,7 @@ COMMANDS = {
     "image": cmd_image,
     "demo": cmd_demo,
     "test": cmd_test,
+    "report": cmd_report,
     "path": cmd_path,
 }
 
