@@ -3,6 +3,11 @@
 
     bench/move_latency.py [--seconds S] [--json FILE]
 
+Besides time, it counts what each move does, in units every KVM host shows alike (the
+emulated AMD-V host, PVM, VT-x), so that they can be driven down anywhere: the vCPU's
+KVM ioctls other than KVM_RUN since its previous move, its code syncs, and the VM's
+memslot changes (a shadow-MMU zap is two) per move into KVM.
+
 Boots the 4-vCPU guest with every vCPU placed on KVM and a user-mode compute thread
 pinned to each (spinrate). Every move the vCPUs make is then real: on a host whose KVM
 cannot run guest kernel code (PVM), each timer tick or kernel entry moves the vCPU to
@@ -11,6 +16,7 @@ TCG and back. QEMU's mixed_move trace event records each move's latency and its 
 safe point. Needs /dev/kvm and a built tree (tools/mixedvm build image).
 """
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -23,7 +29,58 @@ from mixedvm_vm import built_guest, kvm_unavailable  # noqa: E402
 from spec import check_spec  # noqa: E402  (bench/ is the script's own folder)
 import trace_events  # noqa: E402
 
-MOVE = trace_events.event("mixed_move", "to", "latency_ns", "get_ns", "put_ns", "flush_ns")
+MOVE = trace_events.event("mixed_move", "cpu", "to", "latency_ns", "get_ns", "put_ns",
+                          "flush_ns")
+SYNC = trace_events.event("mixed_code_sync", "cpu")
+KVM_TRACE_EVENTS = os.path.join(os.environ.get("MIXEDVM_BUILD") or os.path.join(ROOT, "build"),
+                                "qemu-src", "accel", "kvm", "trace-events")
+KVM_RUN = 0xae80     # _IO(KVMIO, 0x80): running the guest, not moving it
+COUNTED_EVENTS = ["mixed_move", "mixed_code_sync", "kvm_vcpu_ioctl", "kvm_set_user_memory"]
+
+
+def kvm_events(path=KVM_TRACE_EVENTS):
+    """QEMU's own KVM trace events, declared in its source tree."""
+    return {"kvm_vcpu_ioctl": trace_events.event("kvm_vcpu_ioctl", "cpu_index", "type",
+                                                 path=path),
+            "kvm_set_user_memory": trace_events.event("kvm_set_user_memory", "slot", path=path)}
+
+
+def move_counts(text, events):
+    """What the moves in a trace did, per direction: ioctls (every vCPU ioctl but KVM_RUN
+    since that vCPU's previous move, so work between moves counts towards the next one)
+    and code syncs per move; memslot changes per move into KVM (VM-wide: the zap's
+    slot is added and deleted). A vCPU's first move is left out, since the vCPU's
+    set-up ioctls come before it, and so is every memslot change before the first move
+    of any vCPU: boot sets up memslots too."""
+    pending = collections.defaultdict(lambda: [0, 0])     # cpu -> [ioctls, syncs]
+    per_move = {"kvm": [], "tcg": []}
+    moved = set()
+    slots, started = 0, False
+    for name, r in trace_events.records(text, events):
+        if name == "mixed_move":
+            started = True
+            counts = tuple(pending.pop(r["cpu"], [0, 0]))
+            if r["cpu"] in moved:
+                per_move[r["to"]].append(counts)
+            moved.add(r["cpu"])
+        elif not started:
+            continue
+        elif name == "kvm_vcpu_ioctl" and r["type"] != KVM_RUN:
+            pending[r["cpu_index"]][0] += 1
+        elif name == "mixed_code_sync":
+            pending[r["cpu"]][1] += 1
+        elif name == "kvm_set_user_memory":
+            slots += 1
+    out = {}
+    for to, moves in per_move.items():
+        if moves:
+            ioctls = [m[0] for m in moves]
+            out[to] = {"moves": len(moves), "ioctls_p50": statistics.median(ioctls),
+                       "ioctls_mean": statistics.mean(ioctls),
+                       "code_syncs_per_move": sum(m[1] for m in moves) / len(moves)}
+    if per_move["kvm"]:
+        out["kvm"]["memslot_changes_per_move"] = slots / len(per_move["kvm"])
+    return out
 
 
 def pct(values, p):
@@ -43,8 +100,9 @@ def main():
     trace = tempfile.NamedTemporaryFile(prefix="mixed-trace-", suffix=".log", delete=False).name
     iterations = int(args.seconds * 3e8)
     cmd = " & ".join(f"spinrate --cpu {c} --iterations {iterations}" for c in range(4)) + " & wait"
+    traced = [a for e in COUNTED_EVENTS for a in ("-trace", e)]
     g = built_guest("bench-move-latency", smp=4, accel="mixed,kvm-cpus=0-3", cmd=cmd,
-              extra_args=["-trace", "mixed_move", "-D", trace])
+                    extra_args=traced + ["-D", trace])
     g.start()
     try:
         g.wait_end(timeout=args.seconds * 40 + 120)
@@ -52,9 +110,11 @@ def main():
         g.stop()
     moves = {"kvm": [], "tcg": []}
     with open(trace) as f:
-        for m in MOVE.parse(f.read()):
-            moves[m["to"]].append((m["latency_ns"], m["get_ns"], m["put_ns"], m["flush_ns"]))
+        text = f.read()
     os.unlink(trace)
+    for m in MOVE.parse(text):
+        moves[m["to"]].append((m["latency_ns"], m["get_ns"], m["put_ns"], m["flush_ns"]))
+    counts = move_counts(text, {"mixed_move": MOVE, "mixed_code_sync": SYNC, **kvm_events()})
     result = {}
     print(f"{'direction':<12}{'moves':>7}{'p50 us':>9}{'p99 us':>9}"
           f"{'get p50':>9}{'put p50':>9}{'flush p50':>10}{'flush p99':>10}")
@@ -71,6 +131,16 @@ def main():
         print(f"{label:<12}{r['moves']:>7}{r['p50_us']:>9.1f}{r['p99_us']:>9.1f}"
               f"{r['get_p50_us']:>9.1f}{r['put_p50_us']:>9.1f}{r['flush_p50_us']:>10.1f}"
               f"{r['flush_p99_us']:>10.1f}")
+    print(f"\n{'direction':<12}{'ioctls p50':>11}{'ioctls mean':>12}{'syncs/move':>11}"
+          f"{'memslot changes/move':>22}")
+    for to, label in (("kvm", "TCG -> KVM"), ("tcg", "KVM -> TCG")):
+        if to in counts:
+            c = counts[to]
+            slots = c.get("memslot_changes_per_move")
+            print(f"{label:<12}{c['ioctls_p50']:>11.1f}{c['ioctls_mean']:>12.2f}"
+                  f"{c['code_syncs_per_move']:>11.3f}"
+                  f"{(f'{slots:.3f}' if slots is not None else '-'):>22}")
+            result.setdefault(label, {})["counts"] = c
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -17,10 +17,10 @@ TRACE_EVENTS = os.path.join(ROOT, "qemu", "files", "accel", "mixed", "trace-even
 DECLARATION = re.compile(r"^(\w+)\((.*?)\)\s+(\".*\")\s*$")
 # A format is C string pieces and inttypes.h macros between them.
 FORMAT_PIECE = re.compile(r'"((?:[^"\\]|\\.)*)"|(PRI[diuxX](?:8|16|32|64|PTR)?)')
-CONVERSION = re.compile(r"%(?:%|[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t)?([diuxXsc]))")
+CONVERSION = re.compile(r"%(?:%|[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t)?([diuxXscp]))")
 VALUE = {"d": (r"-?\d+", int), "i": (r"-?\d+", int), "u": (r"\d+", int),
          "x": (r"[0-9a-f]+", lambda s: int(s, 16)), "X": (r"[0-9A-F]+", lambda s: int(s, 16)),
-         "c": (r".", str), "s": (r".*?", str)}
+         "c": (r".", str), "s": (r".*?", str), "p": (r"\(nil\)|0x[0-9a-f]+", str)}
 
 
 class TraceEventError(Exception):
@@ -84,12 +84,16 @@ class TraceEvent:
                 for m in self.regex.finditer(text)]
 
 
-def load(path=TRACE_EVENTS):
+def load(path=TRACE_EVENTS, names=None):
+    """The events declared in `path`; with `names`, only those (another subsystem's file
+    may use declarations this reader has no need to understand)."""
     events = {}
     with open(path) as f:
         for line in f:
             line = line.strip()
             if not line or line.startswith("#"):
+                continue
+            if names is not None and line.split("(", 1)[0] not in names:
                 continue
             m = DECLARATION.match(line)
             if not m:
@@ -97,6 +101,8 @@ def load(path=TRACE_EVENTS):
             name, params, quoted = m.groups()
             args = []
             for p in filter(None, (p.strip() for p in params.split(","))):
+                if p == "void":
+                    continue
                 ctype, arg = p.rsplit(None, 1)
                 while arg.startswith("*"):
                     ctype, arg = ctype + " *", arg[1:]
@@ -105,9 +111,22 @@ def load(path=TRACE_EVENTS):
     return events
 
 
-def event(name, *fields):
-    """The parser of one event, checked to carry the given arguments."""
-    events = load()
+def event(name, *fields, path=TRACE_EVENTS):
+    """The parser of one event, checked to carry the given arguments. `path` may name
+    another trace-events file, such as QEMU's own accel/kvm/trace-events in the built
+    source tree."""
+    events = load(path, None if path == TRACE_EVENTS else {name})
     if name not in events:
-        raise TraceEventError(f"no trace event {name} in {TRACE_EVENTS}")
+        raise TraceEventError(f"no trace event {name} in {path}")
     return events[name].require(*fields)
+
+
+def records(text, events):
+    """Every record of the given {name: TraceEvent} in a log, in the log's order, as
+    (name, {argument name: value}): for figures that depend on what came first."""
+    for line in text.splitlines():
+        for name, ev in events.items():
+            m = ev.regex.search(line)
+            if m:
+                yield name, {arg: cast(m.group(arg)) for arg, cast in ev.casts}
+                break

@@ -12,11 +12,15 @@ The guest is unmodified: no hint to glibc anywhere. For the default CPU and for
 2. `vecstate --isa` on vCPU 1: every extension offered runs.
 3. `vecstate` keeps every vector register of two processes on vCPU 1 while a QMP storm
    moves both vCPUs.
-4. The clock: the guest's TSC frequency ("tsc: Detected ... MHz") is the same for
+4. Page-table isolation: where the host kernel says it is not affected by Meltdown, the
+   guest says so too (mixed offers IA32_ARCH_CAPABILITIES' rdctl-no that KVM reports),
+   so it does not isolate its page tables, whose CR3 writes made every move into a
+   shadow-MMU KVM a zap on the PVM host of 2026-12-04.
+5. The clock: the guest's TSC frequency ("tsc: Detected ... MHz") is the same for
    -cpu max as for the default CPU, within 0.5 %, and no soft lockup is logged. (Before
    2026-12-05 -cpu max on an Intel PVM host read 1.544 MHz: leaf 0x15 overflowed
    Linux's 32-bit arithmetic; tests/unit/x86_state_test.cc has the arithmetic.)
-5. Negative control, on PVM only: user-cpuid=host with x-user-cpuid-host=off on the CPU
+6. Negative control, on PVM only: user-cpuid=host with x-user-cpuid-host=off on the CPU
    is the state before 2026-12-05 (KVM shows user code the host, TCG the model); the
    two readings of 1 must then differ, on a host whose CPU has features the model
    lacks, so 1 can fail.
@@ -33,8 +37,17 @@ import torture  # noqa: E402
 require_kvm()
 STORM_SECONDS = 8
 CMD = (f"vecstate --cpuid --cpu 0; vecstate --cpuid --cpu 1; vecstate --isa --cpu 1; "
-       f"vecstate --cpu 1 --rounds 20000; dmesg | grep -i -E 'tsc:|soft lockup|invalid opcode'")
+       f"vecstate --cpu 1 --rounds 20000; dmesg | grep -i -E 'tsc:|soft lockup|invalid opcode'; "
+       f"echo meltdown: $(cat /sys/devices/system/cpu/vulnerabilities/meltdown)")
 SOFT_LOCKUP = re.compile(r"soft lockup|stuck for", re.I)
+
+
+def host_meltdown():
+    try:
+        with open("/sys/devices/system/cpu/vulnerabilities/meltdown") as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
 
 
 def host_can_fault_cpuid():
@@ -92,6 +105,10 @@ def test(guests):
         check("invalid opcode" not in out, f"{name}: a guest process took #UD")
         check(not SOFT_LOCKUP.search(out), f"{name}: the guest logged a soft lockup")
         check(rc == 0, f"{name}: the guest command failed (rc={rc})")
+        if host_meltdown() == "Not affected":
+            guest = re.search(r"^meltdown: (.*)$", out, re.M)
+            check(guest and guest.group(1) == "Not affected", f"{name}: the host is not "
+                  f"affected by Meltdown, the guest says {guest and guest.group(1)}")
         check(mhz, f"{name}: the guest logged no TSC frequency")
         g.check_kernel_healthy()
     a, b = results["guest-isa-default"], results["guest-isa-max"]

@@ -22,6 +22,12 @@ SPEC move.tcg_to_kvm.p50_us: MISSED (213.2, target <= 10)
 SPEC move.tcg_to_kvm.p99_us: MISSED (4309, target <= 50)
 SPEC move.kvm_to_tcg.p50_us: MET (7.5, target <= 10)
 """
+# The counts table the bench prints since 2026-12-05 (made-up figures).
+COUNTS_OUTPUT = """
+direction    ioctls p50 ioctls mean syncs/move  memslot changes/move
+TCG -> KVM          9.0        9.10      0.020                 1.002
+KVM -> TCG          3.0        3.00      0.000                     -
+"""
 failures = []
 
 
@@ -69,6 +75,13 @@ check(got == {"tcg_to_kvm_p50_us": 213.2, "tcg_to_kvm_p99_us": 4309.0,
               "kvm_to_tcg_p50_us": 76.5}, f"cpu-model's metrics read {got}")
 check(not cpu_model["metrics"]["tcg_to_kvm_p50_us"].search("KVM -> TCG    13821     76.5"),
       "the TCG -> KVM metric does not read the other direction's row")
+
+# The memslot-change metric reads the counts table, not the latency table before it.
+arch = next(e for e in experiments if e["name"] == "arch-capabilities")
+rx = arch["metrics"]["memslot_changes_per_move"]
+hit = rx.search(MOVE_LATENCY_OUTPUT + COUNTS_OUTPUT)
+check(hit and hit.group("value") == "1.002", f"memslot changes read {hit and hit.group(0)}")
+check(not rx.search(MOVE_LATENCY_OUTPUT), "no memslot figure is read from the latency table")
 
 # A file with a mistake is refused, naming it.
 check(refused(GOOD) is None, "a good experiment loads")

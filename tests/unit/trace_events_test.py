@@ -5,12 +5,69 @@ Each declared event is rendered as QEMU's log backend would print it (its C form
 the PRI macros resolved, applied to known values; with and without the timestamp prefix)
 and must parse back to the same values under the declared names. A format the reader
 cannot turn into a pattern, or a cast that loses a value, fails here and not in a bench.
+
+Then bench/move_latency.py's per-move counts, from a made-up trace read in the log's
+order, with QEMU 10.0's declarations of its two KVM events (those of the built source
+tree, where it exists, must match them).
 """
 import os
 import sys
+import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 import trace_events  # noqa: E402
+
+# QEMU 10.0's accel/kvm/trace-events, the two lines move_latency reads.
+KVM_DECLARATIONS = """kvm_vcpu_ioctl(int cpu_index, unsigned long type, void *arg) "cpu_index %d, type 0x%lx, arg %p"
+kvm_set_user_memory(uint16_t as, uint16_t slot, uint32_t flags, uint64_t guest_phys_addr, uint64_t memory_size, uint64_t userspace_addr, uint32_t fd, uint64_t fd_offset, int ret) "AddrSpace#%d Slot#%d flags=0x%x gpa=0x%"PRIx64 " size=0x%"PRIx64 " ua=0x%"PRIx64 " guest_memfd=%d" " guest_memfd_offset=0x%" PRIx64 " ret=%d"
+"""
+
+
+def move_count_failures():
+    import move_latency
+    failures = []
+    with tempfile.NamedTemporaryFile("w", suffix="trace-events", delete=False) as f:
+        f.write(KVM_DECLARATIONS)
+    try:
+        kvm = move_latency.kvm_events(f.name)
+    finally:
+        os.unlink(f.name)
+    if os.path.exists(move_latency.KVM_TRACE_EVENTS):
+        built = move_latency.kvm_events()
+        for name, ev in kvm.items():
+            if built[name].args != ev.args:
+                failures.append(f"{name} in the built QEMU is {built[name].declaration}")
+    move, sync = move_latency.MOVE, move_latency.SYNC
+    ioctl, slot = kvm["kvm_vcpu_ioctl"], kvm["kvm_set_user_memory"]
+
+    def line(ev, *values):
+        return "4242@1700000000.1:" + ev.name + " " + render(ev, values, ev.c_format)
+
+    def io(cpu, kind):
+        return line(ioctl, cpu, kind, "(nil)")
+
+    memslot = line(slot, 0, 9, 0, 0, 4096, 0x7f00, 0, 0, 0)
+    text = "\n".join([
+        memslot, io(0, 0xae8a), io(1, 0xae8a),          # boot and set-up: not counted
+        line(move, 0, "kvm", 9000, 1, 2, 3), line(move, 1, "tcg", 9000, 1, 2, 3),
+        io(0, move_latency.KVM_RUN), io(0, 0xc008ae88), io(0, 0xae8a), io(0, 0x4090ae82),
+        line(move, 0, "tcg", 9000, 1, 2, 3),           # vCPU 0 -> TCG: 3 ioctls
+        io(1, 0xae8a), line(sync, 1, 2, 5, 700), io(1, 0xae80), io(1, 0xae8a),
+        line(move, 1, "kvm", 9000, 1, 2, 3),           # vCPU 1 -> KVM: 2 ioctls, 1 sync
+        memslot, memslot,                              # a zap
+        io(0, 1), io(0, 2), io(0, 3), io(0, 4),
+        line(move, 0, "kvm", 9000, 1, 2, 3),           # vCPU 0 -> KVM: 4 ioctls
+    ])
+    events = {"mixed_move": move, "mixed_code_sync": sync, **kvm}
+    got = move_latency.move_counts(text, events)
+    want = {"tcg": {"moves": 1, "ioctls_p50": 3, "ioctls_mean": 3, "code_syncs_per_move": 0.0},
+            "kvm": {"moves": 2, "ioctls_p50": 3.0, "ioctls_mean": 3, "code_syncs_per_move": 0.5,
+                    "memslot_changes_per_move": 1.0}}
+    if got != want:
+        failures.append(f"move_counts: {got}, want {want}")
+    return failures
 
 
 def sample(ctype, i):
@@ -27,7 +84,7 @@ def render(ev, values, fmt):
     args = []
     for (ctype, name), v in zip(ev.args, values):
         args.append(int(v) if ctype == "bool" else v)
-    return fmt % tuple(args)
+    return fmt.replace("%p", "%s") % tuple(args)    # C's %p prints as (nil) or 0x...
 
 
 def main():
@@ -49,6 +106,7 @@ def main():
     except trace_events.TraceEventError as e:
         if "no_such_argument" not in str(e):
             failures.append(f"the error does not name the argument: {e}")
+    failures += move_count_failures()
     for f in failures:
         print("FAIL:", f)
     print(f"{len(events)} trace events, {len(failures)} failures")

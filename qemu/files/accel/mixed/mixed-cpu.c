@@ -312,6 +312,27 @@ uint64_t mixed_x86_supported_feature_word(int w, uint64_t kvm_word)
             feature_word_info[w].tcg_features) | own;
 }
 
+/*
+ * IA32_ARCH_CAPABILITIES' "not affected" bits, on every model unless the user
+ * says otherwise: those that both backends can truly claim. TCG executes
+ * nothing speculatively (patch 0017); KVM reports what holds for the host
+ * CPU, on which guest code runs when a vCPU is on KVM. A guest that learns it
+ * is not affected by Meltdown does not isolate its page tables, whose CR3
+ * writes on every kernel entry would otherwise make each move into a
+ * shadow-MMU KVM zap it (docs/mixed.md, "The guest CPU").
+ */
+static void mixed_guest_arch_capabilities(X86CPU *cpu)
+{
+    uint64_t both = kvm_arch_get_supported_msr_feature(kvm_state,
+                                                       MSR_IA32_ARCH_CAPABILITIES) &
+                    feature_word_info[FEAT_ARCH_CAPABILITIES].tcg_features;
+
+    if (both) {
+        cpu->env.features[FEAT_7_0_EDX] |= CPUID_7_0_EDX_ARCH_CAPABILITIES;
+        cpu->env.features[FEAT_ARCH_CAPABILITIES] |= both;
+    }
+}
+
 static void mixed_cpu_instance_init(CPUState *cs)
 {
     X86CPU *cpu = X86_CPU(cs);
@@ -335,6 +356,7 @@ static void mixed_cpu_instance_init(CPUState *cs)
         }
         object_property_parse(OBJECT(cpu), pv->prop, pv->value, &error_abort);
     }
+    mixed_guest_arch_capabilities(cpu);
     for (i = 0; i < ARRAY_SIZE(mixed_user_isa); i++) {
         FeatureWord w = mixed_user_isa[i].w;
 
