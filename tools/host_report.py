@@ -251,6 +251,8 @@ def bench_list(quick):
     seconds = "5" if quick else "15"
     benches = [("move_latency", ["bench/move_latency.py", "--seconds", seconds], 600),
                ("policy_cost", ["bench/spec.py", "policy", "build/bench/bench_policy"], 300)]
+    benches.append(("kvm_stats", ["bench/kvm_stats.py", "--cmd",
+                                  f"npb_ep --class {'W' if quick else 'A'}"], 900))
     if not quick:
         benches.append(("coherence_cost", ["bench/coherence_cost.py", "--reps", "1"], 1200))
     return benches

@@ -32,6 +32,21 @@ bool mixedvm_kvm_stats_read(MixedvmKvmStats *s,
                             uint64_t values[MIXEDVM_KVM_EXIT_STATS]) MIXEDVM_NOEXCEPT;
 void mixedvm_kvm_stats_free(MixedvmKvmStats *s) MIXEDVM_NOEXCEPT;
 
+/*
+ * Every statistic the fd describes, in the kernel's order: page faults, TLB
+ * flushes, MMU counters and the rest, so that a report can say where a vCPU's
+ * time inside KVM goes. A histogram's value is the sum of its buckets (the
+ * number of samples).
+ */
+typedef struct MixedvmKvmStat {
+    char name[64];
+    uint64_t value;
+} MixedvmKvmStat;
+size_t mixedvm_kvm_stats_count(const MixedvmKvmStats *s) MIXEDVM_NOEXCEPT;
+/* Fills up to max entries; returns how many, or -1 if the data could not be read. */
+int mixedvm_kvm_stats_read_all(MixedvmKvmStats *s, MixedvmKvmStat *out,
+                               size_t max) MIXEDVM_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,8 @@
 // KVM's binary per-vCPU statistics (Documentation/virt/kvm/api.rst,
 // KVM_GET_STATS_FD): a header, name-tagged descriptors, then a data block of
-// u64s that the kernel keeps current. The exit counters are located by name
-// once; a read is then a single pread of the data block.
+// u64s that the kernel keeps current. The descriptors are parsed once (the
+// exit counters located by name); a read is then a single pread of the data
+// block.
 #include <linux/kvm.h>
 #include <unistd.h>
 
@@ -28,6 +29,12 @@ struct MixedvmKvmStats {
   size_t needed_words; // up to the last counter we use
   int index[MIXEDVM_KVM_EXIT_STATS];  // u64 index in the data block, or -1
   std::vector<uint64_t> data;
+  struct Stat {
+    std::string name;
+    size_t index;  // first u64 in the data block
+    size_t size;   // u64s: 1, or a histogram's buckets
+  };
+  std::vector<Stat> all;
 };
 
 namespace {
@@ -66,7 +73,7 @@ MixedvmKvmStats* mixedvm_kvm_stats_open(int stats_fd, char* err, size_t errlen) 
       return false;
     }
     auto s = std::unique_ptr<MixedvmKvmStats>(
-        new MixedvmKvmStats{stats_fd, h.data_offset, 0, 0, {}, {}});
+        new MixedvmKvmStats{stats_fd, h.data_offset, 0, 0, {}, {}, {}});
     for (int& i : s->index) i = -1;
     for (uint32_t d = 0; d < h.num_desc; ++d) {
       StatsDesc desc_copy;
@@ -75,6 +82,8 @@ MixedvmKvmStats* mixedvm_kvm_stats_open(int stats_fd, char* err, size_t errlen) 
       const char* name = descs.data() + d * desc_size + sizeof(StatsDesc);
       const size_t end = size_t(desc->offset) / sizeof(uint64_t) + desc->size;
       if (end > s->data_words) s->data_words = end;
+      s->all.push_back({std::string(name, strnlen(name, h.name_size)),
+                        size_t(desc->offset) / sizeof(uint64_t), desc->size});
       for (int k = 0; k < MIXEDVM_KVM_EXIT_STATS; ++k) {
         if (!std::strncmp(name, mixedvm_kvm_exit_stat_names[k], h.name_size)) {
           s->index[k] = int(desc->offset / sizeof(uint64_t));
@@ -100,5 +109,24 @@ bool mixedvm_kvm_stats_read(MixedvmKvmStats* s, uint64_t values[MIXEDVM_KVM_EXIT
 }
 
 void mixedvm_kvm_stats_free(MixedvmKvmStats* s) noexcept { delete s; }
+
+size_t mixedvm_kvm_stats_count(const MixedvmKvmStats* s) noexcept { return s->all.size(); }
+
+int mixedvm_kvm_stats_read_all(MixedvmKvmStats* s, MixedvmKvmStat* out, size_t max) noexcept {
+  const ssize_t got = pread(s->fd, s->data.data(), s->data.size() * sizeof(uint64_t), s->data_offset);
+  if (got < 0) return -1;
+  const size_t words = size_t(got) / sizeof(uint64_t);
+  size_t n = 0;
+  for (const auto& stat : s->all) {
+    if (n == max) break;
+    uint64_t value = 0;
+    // A histogram cut short in the file counts the buckets that are there.
+    for (size_t i = stat.index; i < stat.index + stat.size && i < words; ++i) value += s->data[i];
+    std::snprintf(out[n].name, sizeof out[n].name, "%s", stat.name.c_str());
+    out[n].value = value;
+    ++n;
+  }
+  return int(n);
+}
 
 }  // extern "C"

@@ -103,6 +103,16 @@ check(sorted(firsts) == ["a", "b", "c"], f"each variant runs first once: {firsts
 check(all(sorted(host_report.interleaved(variants, r)) == ["a", "b", "c"] for r in range(5)),
       "every repetition runs every variant once")
 
+# bench/kvm_stats.py's rates: only what changed, per second, largest first.
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
+import kvm_stats  # noqa: E402
+before = {0: {"kvm-stats": [{"name": "exits", "value": 10}, {"name": "pf_taken", "value": 5},
+                            {"name": "tlb_flush", "value": 3}]}}
+after = {0: {"kvm-stats": [{"name": "exits", "value": 30}, {"name": "pf_taken", "value": 105},
+                           {"name": "tlb_flush", "value": 3}]}}
+got = kvm_stats.deltas(before, after, 2.0)
+check(got == {0: [("pf_taken", 50.0), ("exits", 10.0)]}, f"kvm_stats rates {got}")
+
 # Spread.
 s = host_report.spread([5.0, 1.0, 3.0, 2.0])
 check(s == {"n": 4, "median": 2.5, "min": 1.0, "max": 5.0}, f"spread {s}")

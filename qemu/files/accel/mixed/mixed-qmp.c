@@ -30,7 +30,27 @@ static bool mixed_check_enabled(Error **errp)
     return true;
 }
 
-MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
+/* Every statistic KVM keeps for the vCPU (query-vcpu-accel kvm-stats=true). */
+static void mixed_qmp_kvm_stats(AccelCPUState *mv, VcpuAccelInfo *v)
+{
+    size_t n = mixedvm_kvm_stats_count(mv->kvm_stats);
+    g_autofree MixedvmKvmStat *stats = g_new0(MixedvmKvmStat, n);
+    VcpuKvmStatList **tail = &v->kvm_stats;
+    int got = mixedvm_kvm_stats_read_all(mv->kvm_stats, stats, n);
+    int i;
+
+    for (i = 0; i < got; i++) {
+        VcpuKvmStat *st = g_new0(VcpuKvmStat, 1);
+
+        st->name = g_strdup(stats[i].name);
+        st->value = stats[i].value;
+        QAPI_LIST_APPEND(tail, st);
+    }
+    v->has_kvm_stats = got >= 0;
+}
+
+MixedAccelInfo *qmp_query_vcpu_accel(bool has_kvm_stats, bool kvm_stats,
+                                     Error **errp)
 {
     MixedState *s;
     MixedAccelInfo *info;
@@ -92,6 +112,9 @@ MixedAccelInfo *qmp_query_vcpu_accel(Error **errp)
                     e->count = exits[k];
                     QAPI_LIST_APPEND(etail, e);
                 }
+            }
+            if (has_kvm_stats && kvm_stats) {
+                mixed_qmp_kvm_stats(mv, v);
             }
         }
         QAPI_LIST_APPEND(tail, v);
@@ -173,7 +196,7 @@ VcpuSetAccelResult *qmp_vcpu_set_accel(int64_t cpu_index, VcpuAccel accel,
 void hmp_info_vcpu_accel(Monitor *mon, const QDict *qdict)
 {
     Error *err = NULL;
-    g_autoptr(MixedAccelInfo) info = qmp_query_vcpu_accel(&err);
+    g_autoptr(MixedAccelInfo) info = qmp_query_vcpu_accel(false, false, &err);
     VcpuAccelInfoList *l;
 
     if (hmp_handle_error(mon, err)) {
