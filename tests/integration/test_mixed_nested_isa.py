@@ -12,7 +12,10 @@ vCPU; QMP flips it to the other backend every 2 s while it runs, six times over:
   code use across sched_yield(), while the vCPU moves and the guest kernel, on both
   backends, switches between them.
 Asserted too: the readings were taken on both backends (QMP moved the vCPU between
-them, and query-vcpu-accel shows time on both), and the run ended cleanly.
+them, and query-vcpu-accel shows time on both), and the run ended cleanly. And
+query-vcpu-accel with kvm-stats=true returns every statistic L1's KVM keeps for the
+vCPU (docs/mixed.md, "Using it"): more than the eight exit counters, "exits" among them
+and no smaller than kvm-exits' count read just before, and growing between two looks.
 L0 runs single-threaded TCG, which is coherent for the guest kernel's own code
 patching (docs/mixed.md, "Limits").
 """
@@ -31,8 +34,16 @@ CMD = "; ".join(f"vecstate --cpuid --cpu 0; vecstate --isa --cpu 0; "
 
 
 def test(guests):
+    stats = []
+
+    def look(mon, info, text, res):
+        if "MIXEDVM-READY" in text and len(stats) < 2:
+            v = mon.execute("query-vcpu-accel", **{"kvm-stats": True})["vcpus"][0]
+            stats.append(({s["name"]: s["value"] for s in v.get("kvm-stats", [])},
+                          {e["reason"]: e["count"] for e in v.get("kvm-exits", [])}))
+
     res = nested_amdv.run_nested(CMD, smp=1, cpu="max", minutes=30, every=2, mover=True,
-                                 l0_accel="tcg,thread=single")
+                                 l0_accel="tcg,thread=single", on_look=look)
     l2 = res["l2_serial"]
     print(f"logs in {res['log_dir']}; {res['qmp_moves']} QMP flips")
     cpuid = re.findall(r"^vecstate: cpuid (.*)$", l2, re.M)
@@ -61,6 +72,15 @@ def test(guests):
           "come from one backend")
     check(vcpu.get("kvm-ns", 0) > 0 and vcpu.get("tcg-ns", 0) > 0,
           f"the vCPU did not run on both backends: {vcpu}")
+    check(len(stats) == 2, f"query-vcpu-accel kvm-stats=true answered {len(stats)} times")
+    (first, exits), (second, _) = stats
+    print(f"  kvm-stats: {len(first)} statistics, e.g. " +
+          ", ".join(f"{k}={first[k]}" for k in list(first)[:6]))
+    check(len(first) > 8 and "exits" in first and "pf_taken" in first,
+          f"kvm-stats lacks KVM's statistics: {sorted(first)}")
+    check(first["exits"] >= exits.get("exits", 0) > 0, "kvm-stats' exits disagrees with "
+          f"kvm-exits: {first['exits']} against {exits.get('exits')}")
+    check(second["exits"] > first["exits"], "exits did not grow between two looks")
     nested_amdv.check_clean_end(res, check)
 
 
