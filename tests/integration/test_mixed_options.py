@@ -6,7 +6,8 @@ QEMU must exit non-zero before the guest runs, naming the problem. A good option
 """
 import subprocess
 
-from mixedvm_testlib import artifact, check, mixed_guest, require_kvm, run, vcpus
+from mixedvm_testlib import artifact, check, host_runs_guest_kernel, mixed_guest, require_kvm, \
+    run, vcpus
 
 require_kvm()
 
@@ -21,7 +22,15 @@ REFUSED = [
     (["-accel", "mixed,tcg-cpus=1-"], "tcg-cpus"),
     (["-accel", "mixed,tcg-cpus=0,kvm-cpus=1"], "not both"),
     (["-accel", "mixed,policy=fastest"], "unknown policy 'fastest'"),
+    (["-accel", "mixed,user-cpuid=native"], "expected auto, trap or host"),
 ]
+# user-cpuid= is for hosts whose KVM runs guest user code natively (PVM) only; there,
+# host mode needs a guest CPU with xsave.
+if host_runs_guest_kernel():
+    REFUSED.append((["-accel", "mixed,user-cpuid=trap"], "intercepts CPUID"))
+else:
+    REFUSED.append((["-accel", "mixed,user-cpuid=host", "-cpu", "qemu64,-xsave"],
+                    "needs xsave"))
 
 
 def test(guests):
