@@ -197,11 +197,17 @@ def run_matrix(chosen, reps, timeout, results_path):
                 if (sc.name, name, rep) not in done:
                     todo.append((rep, sc, name, accel))
     os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
+    # Each run's per-period telemetry (trace-file=), for the simulator to replay
+    # (tools/mixedvm-sim --trace): what the policy saw and decided, period by period.
+    traces = os.path.splitext(os.path.abspath(results_path))[0] + "-traces"
+    os.makedirs(traces, exist_ok=True)
     t0 = time.monotonic()
     for i, (rep, sc, name, accel) in enumerate(todo):
         npb_runner.progress(i, len(todo), t0, f"{sc.name} {name} rep {rep}")
-        rec = run_one(sc, accel, timeout)
+        trace = os.path.join(traces, f"{sc.name}-{name.replace('=', '')}-{rep}.csv")
+        rec = run_one(sc, f"{accel},trace-file={trace}", timeout)
         rec.update(scenario=sc.name, config=name, rep=rep, smp=sc.smp, accel=accel,
+                   trace_file=trace if os.path.exists(trace) else None,
                    when=datetime.datetime.now().isoformat(timespec="seconds"))
         with open(results_path, "a") as f:
             f.write(json.dumps(rec) + "\n")

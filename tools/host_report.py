@@ -440,7 +440,9 @@ def main(argv):
     keep |= {t["log"] for t in data.get("tests", []) if t.get("log")}
     for name in os.listdir(run.logs):
         rel = f"logs/{name}"
-        if rel not in keep and not name.endswith(".json"):
-            os.unlink(os.path.join(run.logs, name))
+        path = os.path.join(run.logs, name)
+        # Data the benches wrote (results, per-period traces) stays.
+        if rel not in keep and os.path.isfile(path) and not name.endswith(".json"):
+            os.unlink(path)
     run.say(f"wrote {os.path.join(out, 'report.md')}")
     return 0
