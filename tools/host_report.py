@@ -2,6 +2,10 @@
 
     tools/mixedvm report [--quick] [--out DIR] [--skip tests,benches,probes,experiments]
                          [--experiments NAME,...]
+    tools/mixedvm report --compare DIR_A DIR_B     what changed between two reports
+    tools/mixedvm report --update-spec [DIR]       docs/SPEC.md's "last measured" column
+                                                   from a report (default: the newest
+                                                   in ../shared/pvm/ with KVM figures)
 
 It runs this tree's test suite (a subset under --quick), the benches that need KVM, the
 probes in tools/probes/ and the experiments of bench/experiments.toml (variants
@@ -312,6 +316,110 @@ def run_experiments(run, only):
     return results
 
 
+# --------------------------------------------------------------------------- reading reports
+
+SPEC_MD = os.path.join(ROOT, "docs", "SPEC.md")
+SHARED_REPORTS = os.path.join(os.path.dirname(ROOT), "shared", "pvm")
+
+
+def load_report(folder):
+    path = os.path.join(folder, "report.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a report ({e})") from None
+
+
+def spec_figures(data):
+    """{id: SPEC line} of every SPEC figure a report measured, the last one winning."""
+    lines = [s for b in data.get("benches", []) for s in b["spec"]]
+    lines += [s for e in data.get("experiment_spec", []) for s in e]
+    return {s["id"]: s for s in lines}
+
+
+def compare(a, b):
+    """What changed from report a to report b, as markdown lines."""
+    ha, hb = a["host"], b["host"]
+    out = [f"# {ha['date']} `{ha['commit'][:7]}` → {hb['date']} `{hb['commit'][:7]}`", "",
+           f"hosts: {ha['cpu_model']} ({ha['kvm_kind']}) → {hb['cpu_model']} ({hb['kvm_kind']})",
+           "", "## Tests", ""]
+    ta = {t["name"]: t["result"] for t in a.get("tests", [])}
+    tb = {t["name"]: t["result"] for t in b.get("tests", [])}
+    changed = [f"- {n}: {ta.get(n, 'absent')} → {tb.get(n, 'absent')}"
+               for n in sorted(set(ta) | set(tb)) if ta.get(n) != tb.get(n)]
+    out += changed or ["- no test changed its result"]
+    out += ["", "## SPEC figures", ""]
+    sa, sb = spec_figures(a), spec_figures(b)
+    for fid in sorted(set(sa) | set(sb)):
+        x, y = sa.get(fid), sb.get(fid)
+        fmt_one = lambda s: f"{s['value']} {s['verdict']}" if s else "not measured"  # noqa: E731
+        out.append(f"- {fid}: {fmt_one(x)} → {fmt_one(y)}")
+    if not (sa or sb):
+        out.append("- neither report measured a SPEC figure")
+    out += ["", "## Experiments", ""]
+    ea = {e["experiment"]: e for e in a.get("experiments", [])}
+    eb = {e["experiment"]: e for e in b.get("experiments", [])}
+    for name in sorted(set(ea) | set(eb)):
+        if name not in ea or name not in eb:
+            out.append(f"- {name}: only in report {'b' if name in eb else 'a'}")
+            continue
+        for v in sorted(set(ea[name]["variants"]) | set(eb[name]["variants"])):
+            ma = ea[name]["variants"].get(v, {}).get("metrics", {})
+            mb = eb[name]["variants"].get(v, {}).get("metrics", {})
+            for m in sorted(set(ma) | set(mb)):
+                x, y = ma.get(m), mb.get(m)
+                ratio = (f" ({y['median'] / x['median']:.2f}x)" if x and y and x["median"]
+                         else "")
+                out.append(f"- {name} / {v} / {m}: "
+                           f"{fmt(x) if x else 'none'} → {fmt(y) if y else 'none'}{ratio}")
+    if not (ea or eb):
+        out.append("- neither report ran an experiment")
+    return out
+
+
+def newest_kvm_report(root=SHARED_REPORTS):
+    """The newest report folder under root whose host had /dev/kvm."""
+    found = []
+    for name in os.listdir(root) if os.path.isdir(root) else []:
+        folder = os.path.join(root, name)
+        try:
+            data = load_report(folder)
+        except ValueError:
+            continue
+        if data["host"]["kvm"] == "present":
+            found.append((data["host"]["date"], folder))
+    return max(found)[1] if found else None
+
+
+def update_spec(data, folder, spec_path=SPEC_MD):
+    """Fills docs/SPEC.md's "last measured" and "date, command" columns of every figure
+    the report measured; returns the ids updated. A report without KVM is refused."""
+    h = data["host"]
+    if h["kvm"] != "present":
+        raise ValueError(f"{folder}: its host had no /dev/kvm ({h['kvm']}): no figure to take")
+    figures = spec_figures(data)
+    where = (f"{h['date'][:10]}, `tools/mixedvm report{' --quick' if data.get('quick') else ''}` "
+             f"on a {h['kvm_kind']} host ({h['cpu_model']}), commit {h['commit'][:7]}"
+             f"{' (dirty)' if h['dirty'] else ''}, report `{os.path.basename(folder)}`")
+    with open(spec_path) as f:
+        lines = f.read().split("\n")
+    done = []
+    for i, line in enumerate(lines):
+        cells = line.split("|")
+        if len(cells) < 8:
+            continue
+        fid = cells[1].strip()
+        if fid in figures:
+            cells[5] = f" {figures[fid]['value']} ({figures[fid]['verdict']}) "
+            cells[6] = f" {where} "
+            lines[i] = "|".join(cells)
+            done.append(fid)
+    with open(spec_path, "w") as f:
+        f.write("\n".join(lines))
+    return done
+
+
 # --------------------------------------------------------------------------- the report
 
 def fmt(s):
@@ -391,7 +499,26 @@ def main(argv):
     ap.add_argument("--out", help="the report's folder (default build/report-DATE-COMMIT)")
     ap.add_argument("--skip", default="", help=f"comma-separated phases: {', '.join(PHASES)}")
     ap.add_argument("--experiments", default="", help="run only these experiments")
+    ap.add_argument("--compare", nargs=2, metavar=("DIR_A", "DIR_B"),
+                    help="print what changed between two reports, and run nothing")
+    ap.add_argument("--update-spec", nargs="?", const="", metavar="DIR",
+                    help="fill docs/SPEC.md's last-measured figures from a report")
     args = ap.parse_args(argv)
+    try:
+        if args.compare:
+            print("\n".join(compare(load_report(args.compare[0]), load_report(args.compare[1]))))
+            return 0
+        if args.update_spec is not None:
+            folder = args.update_spec or newest_kvm_report()
+            if not folder:
+                print(f"report: no report with KVM figures in {SHARED_REPORTS}", file=sys.stderr)
+                return 2
+            done = update_spec(load_report(folder), folder)
+            print(f"docs/SPEC.md: {len(done)} figure(s) from {folder}: {', '.join(done) or 'none'}")
+            return 0
+    except ValueError as e:
+        print(f"report: {e}", file=sys.stderr)
+        return 2
     skip = [s for s in args.skip.split(",") if s]
     unknown = set(skip) - set(PHASES)
     if unknown:

@@ -6,7 +6,9 @@ The report's runs need /dev/kvm; what it makes of them does not. The bench outpu
 is the PVM host's of 2026-12-04 (../shared/pvm/2026-12-04-daa7463/logs/move_latency.log).
 Each reader is checked both ways: a line it must read, and one it must not.
 """
+import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -164,6 +166,42 @@ check("| trap | accel=user-cpuid=trap | 3 (2-4, n=2) |" in page, "experiment med
 check("rep 1 host: rc=1" in page, "an experiment's failure is on the page")
 check("skipped experiment pinning: full run only" in page, "skips are on the page")
 check("cpuid_fault rtm" in page, "the CPU flags that matter")
+
+# --compare: two recorded reports (the summary's data above, and a later one).
+later = json.loads(json.dumps(data))
+later["host"].update(commit="abcdef0123", date="2026-12-06 00:00 UTC")
+later["tests"][1]["result"] = "OK"
+later["benches"][0]["spec"] = [dict(spec[0], value="9.5", verdict="MET")]
+later["experiments"][0]["variants"]["trap"]["metrics"]["p50"] = host_report.spread([1.0, 1.0])
+diff = "\n".join(host_report.compare(data, later))
+check("- torture-ipi: FAIL → OK" in diff and "mixed-boot" not in diff,
+      "compare names the test that changed, and only it")
+check("- move.tcg_to_kvm.p50_us: 213.2 MISSED → 9.5 MET" in diff, "compare: a SPEC figure")
+check("- move.kvm_to_tcg.p50_us: 7.5 MET → not measured" in diff, "compare: a figure gone")
+check("- user-cpuid / trap / p50: 3 (2-4, n=2) → 1 (1-1, n=2) (0.33x)" in diff,
+      "compare: an experiment's median and ratio")
+
+# --update-spec: docs/SPEC.md's rows of the measured ids change, and nothing else.
+spec_copy = tempfile.NamedTemporaryFile("w", suffix=".md", delete=False).name
+shutil.copy(host_report.SPEC_MD, spec_copy)
+before = open(spec_copy).read()
+done = host_report.update_spec(later, "/reports/2026-12-06-abcdef0", spec_copy)
+after = open(spec_copy).read()
+check(done == ["move.tcg_to_kvm.p50_us"], f"update_spec updated {done}")
+row = next(l for l in after.splitlines() if l.startswith("| move.tcg_to_kvm.p50_us "))
+check("| 9.5 (MET) |" in row and "commit abcdef0" in row and "2026-12-06-abcdef0" in row,
+      f"the row names value, verdict, commit and report: {row}")
+changed = [(x, y) for x, y in zip(before.splitlines(), after.splitlines()) if x != y]
+check(len(changed) == 1 and len(before.splitlines()) == len(after.splitlines()),
+      "update_spec changed only that row")
+no_kvm = json.loads(json.dumps(later))
+no_kvm["host"]["kvm"] = "absent: /dev/kvm is absent"
+try:
+    host_report.update_spec(no_kvm, "/reports/x", spec_copy)
+    check(False, "a report without KVM was taken for SPEC figures")
+except ValueError as e:
+    check("no /dev/kvm" in str(e), f"a report without KVM is refused: {e}")
+os.unlink(spec_copy)
 
 print(f"{len(failures)} failed" if failures else "all passed")
 sys.exit(1 if failures else 0)
