@@ -32,8 +32,12 @@ struct HostModel {
   // Native guest instructions per second; 0 = the policies get no instruction
   // counts. TCG runs a vCPU's code at native_ips / its tcg_slowdown.
   double native_ips = 0;
-  // What one shadow-MMU zap costs each other vCPU on KVM (PVM): its shadow
-  // roots are rebuilt. 0 = zaps hurt nobody.
+  // What one shadow-MMU zap costs each vCPU on KVM (PVM), the zapper as much
+  // as the others: its shadow pages are rebuilt, inside KVM, so QEMU counts
+  // that time as KVM time as it counts the guest's user code. 0 = zaps cost
+  // nothing. On the PVM host of 2026-12-04, with the guest isolating its page
+  // tables (a zap per entry), a getppid() loop spent 373 us in KVM per kernel
+  // entry (docs/scheduler.md).
   double zap_cost_s = 0;
 };
 

@@ -14,17 +14,21 @@
 // guest user mode (PVM):
 //   on TCG:  T_tcg = s·U + K
 //   on KVM:  T_kvm = U + K + N·c + X
-// X is what its moves cost the other vCPUs: each entry into KVM after a TLB
-// flush zaps the VM's shadow MMU, and every other vCPU on KVM then rebuilds
-// its shadow roots. X = zaps · zap-us · (other vCPUs on KVM), with zaps per
-// stint measured while it was on KVM. Where KVM runs kernel code (VT-x,
+// X is what its zaps cost: each entry into KVM after a TLB flush zaps the
+// VM's shadow MMU, and this vCPU and every other vCPU on KVM then rebuild
+// their shadow pages. X = zaps · zap-us · (1 + other vCPUs on KVM), with zaps
+// per stint measured while it was on KVM. The rebuild happens inside KVM, so
+// QEMU counts it as KVM time: it is taken out of U (zaps · zap-us), or a
+// vCPU that zaps on every entry looks like heavy user work on KVM. Where KVM runs kernel code (VT-x,
 // AMD-V), W = native work (user and kernel) and O = what leaving KVM for
 // event delivery costs per second of W (measured on KVM, 0 until then):
 //   on TCG:  T_tcg = s·W          on KVM:  T_kvm = W·(1 + O)
 // The vCPU goes where its T is smaller by more than `margin`; otherwise it
 // stays. Each side is predicted from what is measured on the other, so no
 // trial placement is needed, and nothing locks in: every input is a moving
-// average over about two periods, and every period decides afresh. Moves are
+// average over about two periods, restarted at a phase change (the kernel-
+// entry rate `phase` times up or down, two periods running), and every period
+// decides afresh. Moves are
 // rationed by `budget` per period for the VM, the largest gains first, and a
 // placement lasts at least `min-residency` periods.
 //
@@ -39,8 +43,11 @@
 // - s mixes the vCPU's kernel and user code (TCG counts both), and KVM's rate
 //   is the probe's integer loop, not this vCPU's code: floating-point code is
 //   slowed more than s says, and memory-bound code less.
-// - X assumes a zap costs every other KVM vCPU about what it cost the zapper;
-//   the rebuild is really proportional to the pages each of them touches next.
+// - X assumes a zap costs every KVM vCPU `zap-us`; the rebuild is really
+//   proportional to the pages each of them touches next, and `zap-us` is the
+//   host's: 50 us by default, about 320 us on the PVM host of 2026-12-04 with
+//   page-table isolation (docs/scheduler.md). With the default there, a
+//   syscall-bound vCPU still looks like user work and stays on KVM.
 // - It treats the vCPUs as independent: two threads that wait for each other
 //   (a barrier, a lock) gain from the slower one's speed-up more than it says.
 // - Behaviour that alternates faster than the period averages out.
@@ -69,6 +76,9 @@ class HotTcgPolicy final : public Policy {
         {"zap-us", &zap_us_, 0, 100000,
          "cost of one shadow-MMU zap to each other vCPU on KVM"},
         {"smoothing", &alpha_, 0.05, 1.0, "weight of the newest period in the averages"},
+        {"phase", &phase_, 1.5, 1000,
+         "a kernel-entry rate this many times the average's, or a part of it, is a new "
+         "phase: the averages restart from it"},
     };
   }
 
@@ -117,6 +127,7 @@ class HotTcgPolicy final : public Policy {
     double round_trip = 0;  // c, seconds; 0 = not measured yet
     double zaps_per_stint = 0;
     double overhead = 0;    // O (VT-x): leaving KVM, per second of W
+    int last_jump = 0;      // the last period's kernel-entry rate: +1 up, -1 down, 0 level
   };
   struct Costs {
     double tcg, kvm, work;
@@ -155,12 +166,31 @@ class HotTcgPolicy final : public Policy {
       if (kvm && busy_kvm > 0)
         st.overhead = Avg(st.overhead, (busy_tcg + p.move_s) / busy_kvm);
     } else {
-      user = (kvm ? p.kvm_s : 0) + user_on_tcg / s;
+      // KVM time is user code plus the shadow pages its own zaps made KVM rebuild,
+      // which is no guest work: left in, a syscall-bound vCPU that zaps on every
+      // entry looked like heavy user work, and TCG like ten times that.
+      const double rebuilt = kvm ? std::min(p.kvm_s, p.shadow_zaps * zap_us_ * 1e-6) : 0;
+      user = (kvm ? p.kvm_s - rebuilt : 0) + user_on_tcg / s;
       work = user;
       if (kvm && stints > 0)
         st.zaps_per_stint = Avg(st.zaps_per_stint, std::min(1.0, p.shadow_zaps / stints));
     }
-    const double a = st.known ? alpha_ : 1;  // the first period sets the averages
+    // The first period sets the averages, and so does a phase change: a kernel-entry
+    // rate more than `phase` times the average's, or less than its part, in two
+    // periods in a row and the same way. The first such period is held out of the
+    // averages; the second restarts them from itself. A workload that flips every
+    // period is noise, and the averages ride it out. Smoothed through a real
+    // change, a vCPU whose system calls began kept its compute-phase U for periods
+    // and stayed on KVM at a round trip per call.
+    const double stints_now = stints * per;
+    const int jump = !st.known ? 0
+                     : stints_now > phase_ * st.stints + kMinPhaseStints ? 1
+                     : st.stints > phase_ * stints_now + kMinPhaseStints ? -1 : 0;
+    const bool first_of_phase = jump != 0 && jump != st.last_jump;
+    const bool new_phase = jump != 0 && jump == st.last_jump;
+    st.last_jump = jump;
+    if (first_of_phase) return;
+    const double a = st.known && !new_phase ? alpha_ : 1;
     st.user += a * (user * per - st.user);
     st.kernel += a * (kernel * per - st.kernel);
     st.stints += a * (stints * per - st.stints);
@@ -173,13 +203,17 @@ class HotTcgPolicy final : public Policy {
     if (host.kvm_runs_kernel)
       return {s * st.work, st.work * (1 + st.overhead), st.work};
     const double rt = st.round_trip > 0 ? st.round_trip : 2 * default_move_us_ * 1e-6;
-    const double others = st.stints * st.zaps_per_stint * zap_us_ * 1e-6 * others_on_kvm;
-    return {s * st.user + st.kernel, st.user + st.kernel + st.stints * rt + others,
+    // Each zap: this vCPU's rebuild, and every other KVM vCPU's.
+    const double zaps = st.stints * st.zaps_per_stint * zap_us_ * 1e-6 * (1 + others_on_kvm);
+    return {s * st.user + st.kernel, st.user + st.kernel + st.stints * rt + zaps,
             st.user + st.kernel};
   }
 
   // Seconds of busy TCG time in a period below which its rate is too noisy to keep.
   static constexpr double kMinRateSample = 0.01;
+  // Kernel entries per second below which a change of rate is no phase change
+  // (timer ticks come and go).
+  static constexpr double kMinPhaseStints = 200;
 
   double margin_ = 0.1;
   double min_residency_ = 2;
@@ -188,6 +222,7 @@ class HotTcgPolicy final : public Policy {
   double default_move_us_ = 60;
   double zap_us_ = 50;
   double alpha_ = 0.5;
+  double phase_ = 4;
   std::vector<VcpuState> state_;
 };
 
