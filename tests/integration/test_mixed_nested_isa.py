@@ -15,7 +15,8 @@ Asserted too: the readings were taken on both backends (QMP moved the vCPU betwe
 them, and query-vcpu-accel shows time on both), and the run ended cleanly. And
 query-vcpu-accel with kvm-stats=true returns every statistic L1's KVM keeps for the
 vCPU (docs/mixed.md, "Using it"): more than the eight exit counters, "exits" among them
-and no smaller than kvm-exits' count read just before, and growing between two looks.
+and no smaller than kvm-exits' count read just before, and growing from the first look
+to the last (between two neighbouring looks the vCPU may have been on TCG throughout).
 L0 runs single-threaded TCG, which is coherent for the guest kernel's own code
 patching (docs/mixed.md, "Limits").
 """
@@ -37,7 +38,7 @@ def test(guests):
     stats = []
 
     def look(mon, info, text, res):
-        if "MIXEDVM-READY" in text and len(stats) < 2:
+        if "MIXEDVM-READY" in text:
             v = mon.execute("query-vcpu-accel", **{"kvm-stats": True})["vcpus"][0]
             stats.append(({s["name"]: s["value"] for s in v.get("kvm-stats", [])},
                           {e["reason"]: e["count"] for e in v.get("kvm-exits", [])}))
@@ -72,15 +73,17 @@ def test(guests):
           "come from one backend")
     check(vcpu.get("kvm-ns", 0) > 0 and vcpu.get("tcg-ns", 0) > 0,
           f"the vCPU did not run on both backends: {vcpu}")
-    check(len(stats) == 2, f"query-vcpu-accel kvm-stats=true answered {len(stats)} times")
-    (first, exits), (second, _) = stats
+    check(len(stats) >= 2, f"query-vcpu-accel kvm-stats=true answered {len(stats)} times")
+    # First and last look: between two neighbours the vCPU may have been on TCG.
+    (first, exits), (second, _) = stats[0], stats[-1]
     print(f"  kvm-stats: {len(first)} statistics, e.g. " +
           ", ".join(f"{k}={first[k]}" for k in list(first)[:6]))
     check(len(first) > 8 and "exits" in first and "pf_taken" in first,
           f"kvm-stats lacks KVM's statistics: {sorted(first)}")
     check(first["exits"] >= exits.get("exits", 0) > 0, "kvm-stats' exits disagrees with "
           f"kvm-exits: {first['exits']} against {exits.get('exits')}")
-    check(second["exits"] > first["exits"], "exits did not grow between two looks")
+    check(second["exits"] > first["exits"], "exits did not grow between the first and the "
+          "last look")
     nested_amdv.check_clean_end(res, check)
 
 
