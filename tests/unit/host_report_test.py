@@ -203,5 +203,22 @@ except ValueError as e:
     check("no /dev/kvm" in str(e), f"a report without KVM is refused: {e}")
 os.unlink(spec_copy)
 
+# A recorded report: `tools/mixedvm report --quick` on this project's machine without
+# /dev/kvm, 2026-12-05 (tests/data/). Its page, and its comparison with itself once a
+# test has failed.
+with open(os.path.join(HERE, "..", "data", "report-2026-12-05-no-kvm-quick.json")) as f:
+    recorded = json.load(f)
+page = host_report.render(recorded)
+check("- tests: 3 passed, 0 failed, 8 skipped" in page, "recorded: the test summary")
+check("- skipped probes: they need /dev/kvm (absent: /dev/kvm is absent)" in page,
+      "recorded: why the probes did not run")
+check("| mixedvm:integration / mixed-boot | SKIP | 0.1 | /dev/kvm is absent: -accel mixed "
+      "needs KVM |" in page, "recorded: a skipped test with its reason")
+worse = json.loads(json.dumps(recorded))
+next(t for t in worse["tests"] if t["name"].endswith("guest-isa"))["result"] = "FAIL"
+diff = host_report.compare(recorded, worse)
+check("- mixedvm:integration / guest-isa: OK → FAIL" in diff and
+      "- neither report measured a SPEC figure" in diff, f"recorded: compare {diff}")
+
 print(f"{len(failures)} failed" if failures else "all passed")
 sys.exit(1 if failures else 0)
