@@ -144,6 +144,11 @@ def configurations(smp):
     for s in subsets:
         cpus = str(s[0]) if len(s) == 1 else f"{s[0]}-{s[-1]}"
         configs.append((f"kvm={cpus}", f"mixed,kvm-cpus={cpus}"))
+    # hot-tcg's parameters for an experiment's variant (bench/experiments.toml): the
+    # fixed placements take none.
+    params = os.environ.get("SCENARIOS_HOT_TCG_PARAMS")
+    if params:
+        hot += f",policy-params={params}"
     return configs + [("kvm-only", kvm_only), ("hot-tcg", hot)]
 
 

@@ -85,6 +85,15 @@ hit = rx.search(MOVE_LATENCY_OUTPUT + COUNTS_OUTPUT)
 check(hit and hit.group("value") == "1.002", f"memslot changes read {hit and hit.group(0)}")
 check(not rx.search(MOVE_LATENCY_OUTPUT), "no memslot figure is read from the latency table")
 
+# The scenario bench's lines (the PVM host's log of 2026-12-04), read per configuration.
+zap = next(e for e in experiments if e["name"] == "hot-tcg-zap-cost")
+scen = ("  phases             tcg-only  rep 0: 9.961 s\n"
+        "  phases             kvm=0     rep 0: 9.967 s\n"
+        "  phases             hot-tcg   rep 0: 21.633 s\n")
+got = {m: rx.search(scen).group("value") for m, rx in zap["metrics"].items()}
+check(got == {"phases_hot_tcg_s": "21.633", "phases_tcg_only_s": "9.961"},
+      f"hot-tcg-zap-cost reads {got}")
+
 # A file with a mistake is refused, naming it.
 check(refused(GOOD) is None, "a good experiment loads")
 for broken, what in ((GOOD.replace('question = "q"\n', ""), "question"),
