@@ -445,8 +445,7 @@ def render(data):
     tests = data.get("tests", [])
     bad = [t for t in tests if t["result"] not in ("OK", "EXPECTEDFAIL", "SKIP")]
     skipped = [t for t in tests if t["result"] == "SKIP"]
-    spec = [s for b in data.get("benches", []) for s in b["spec"]]
-    spec += [s for e in data.get("experiment_spec", []) for s in e]
+    spec = list(spec_figures(data).values())
     lines += ["", "## Summary", "",
               f"- tests: {len(tests) - len(bad) - len(skipped)} passed, {len(bad)} failed, "
               f"{len(skipped)} skipped" + (f"; failed: {', '.join(t['name'] for t in bad)}"

@@ -94,6 +94,10 @@ got = {m: rx.search(scen).group("value") for m, rx in zap["metrics"].items()}
 check(got == {"phases_hot_tcg_s": "21.633", "phases_tcg_only_s": "9.961"},
       f"hot-tcg-zap-cost reads {got}")
 
+npb = next(e for e in experiments if e["name"] == "user-cpuid-npb")
+hit = npb["metrics"]["ep_w_seconds"].search("npb_ep --class W: 3.25 s under -accel mixed,policy=kvm-only")
+check(hit and hit.group("value") == "3.25", "user-cpuid-npb reads kvm_stats.py's time")
+
 # A file with a mistake is refused, naming it.
 check(refused(GOOD) is None, "a good experiment loads")
 for broken, what in ((GOOD.replace('question = "q"\n', ""), "question"),
