@@ -54,12 +54,21 @@ FIRMWARE = ["/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/kvmvapic.bin",
 L1_INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+mkdir -p /tmp
 for m in irqbypass kvm ccp kvm-amd; do insmod /mod/$m.ko || echo "L1: insmod $m failed"; done
 [ -c /dev/kvm ] && echo "L1: /dev/kvm is up" || echo "L1: no /dev/kvm"
-/opt/qemu -L /fw -nodefaults -display none -no-reboot -machine q35 $(cat /l2/qemu-args) \\
-    -kernel /l2/vmlinuz -initrd /l2/initrd.img -append "$(cat /l2/append)" \\
-    -serial file:/dev/ttyS1 -chardev serial,id=qmp,path=/dev/ttyS2 -mon chardev=qmp,mode=control
-echo "L1: L2's QEMU exited rc=$?"
+# L2's QEMU; the rest of its arguments (accelerator, serial ports, monitors) follow
+l2() {
+    /opt/qemu -L /fw -nodefaults -display none -no-reboot -machine q35 "$@" \\
+        -kernel /l2/vmlinuz -initrd /l2/initrd.img -append "$(cat /l2/append)"
+}
+if [ -f /l2/script ]; then
+    . /l2/script    # a scenario with several L2 QEMUs (run_nested_scenario)
+else
+    l2 $(cat /l2/qemu-args) -serial file:/dev/ttyS1 \\
+        -chardev serial,id=qmp,path=/dev/ttyS2 -mon chardev=qmp,mode=control
+    echo "L1: L2's QEMU exited rc=$?"
+fi
 sleep 2     # let L1's serial ports drain L2's last words (a panic, a reset)
 poweroff -f
 """
@@ -70,7 +79,8 @@ def shared_libs(binary):
     return [w for line in out.splitlines() for w in line.split() if w.startswith("/")]
 
 
-def build_l1_initrd(l2_args, l2_append, kernel_pkg_dir, plugin=None, extra_plugins=()):
+def build_l1_initrd(l2_args, l2_append, kernel_pkg_dir, plugin=None, extra_plugins=(),
+                    script=None):
     cpio = Cpio()
     for d in ["bin", "dev", "proc", "sys", "mod", "opt", "fw", "l2", "lib",
               "lib/x86_64-linux-gnu", "lib64"]:
@@ -100,6 +110,8 @@ def build_l1_initrd(l2_args, l2_append, kernel_pkg_dir, plugin=None, extra_plugi
     cpio.file("l2/initrd.img", open(artifact("initrd"), "rb").read(), 0o644)
     cpio.file("l2/qemu-args", l2_args.encode(), 0o644)
     cpio.file("l2/append", l2_append.encode(), 0o644)
+    if script:
+        cpio.file("l2/script", script.encode(), 0o644)
     return gzip.compress(cpio.finish(), compresslevel=1)
 
 
@@ -114,7 +126,11 @@ class L2Monitor:
         self.sock.connect(path)
         self.buf = b""
         self.events = []
-        self.execute("qmp_capabilities")
+        try:
+            self.execute("qmp_capabilities")
+        except BaseException:
+            self.sock.close()   # L0 serves one client at a time: free the port now
+            raise
 
     def execute(self, command, **arguments):
         self.sock.sendall(json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n")
@@ -143,6 +159,33 @@ class L2Monitor:
         self.sock.close()
 
 
+def _l0_argv(work, l2_args, l2_append, l0_accel, l0_cpu, l1_smp, fourth_serial, plugin=None,
+             extra_plugins=(), script=None):
+    """L0's command line, with L1's kernel and initrd written into work. L1's serial
+    ports: its console, L2's console, L2's QMP (a UNIX socket here), and fourth_serial."""
+    pkg = os.path.join(work, "kernel-pkg")
+    subprocess.run(["dpkg-deb", "-x", fetch_kernel_deb(), pkg], check=True)
+    l1_kernel = next(os.path.join(pkg, "boot", f) for f in os.listdir(os.path.join(pkg, "boot"))
+                     if f.startswith("vmlinuz"))
+    initrd = os.path.join(work, "l1-initrd.img")
+    with open(initrd, "wb") as f:
+        f.write(build_l1_initrd(l2_args, l2_append, pkg, plugin, extra_plugins, script))
+    # The unpacked package is ~400 MB; keep only L1's kernel.
+    l1_kernel = shutil.copy(l1_kernel, os.path.join(work, "l1-vmlinuz"))
+    shutil.rmtree(pkg)
+    l1_log, l2_log = os.path.join(work, "l1-serial.log"), os.path.join(work, "l2-serial.log")
+    l2_qmp = os.path.join(work, "l2-qmp.sock")   # L2's QMP, through L1's third serial port
+    argv = [artifact("qemu"), "-accel", l0_accel, "-cpu", l0_cpu, "-smp", str(l1_smp),
+            "-m", "2G",
+            "-nodefaults", "-display", "none", "-no-reboot",
+            "-kernel", l1_kernel, "-initrd", initrd,
+            "-append", "console=ttyS0 quiet panic=-1",
+            "-serial", f"file:{l1_log}", "-serial", f"file:{l2_log}",
+            "-chardev", f"socket,id=l2qmp,path={l2_qmp},server=on,wait=off",
+            "-serial", "chardev:l2qmp", "-serial", fourth_serial]
+    return argv, l1_log, l2_log, l2_qmp
+
+
 def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=10,
                l2_extra="", mover=False, plugin=False, gdb_pty=False, on_look=None,
                plugin_opts="", extra_plugins=(), l2_kernel_args="", l0_cpu="max",
@@ -160,11 +203,6 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
     machine to reach a gdbstub that L2 opens on /dev/ttyS3. on_look(mon, info, text, res),
     if given, runs at each look with L2's monitor open."""
     work = tempfile.mkdtemp(prefix="mixedvm-nested-")
-    deb = fetch_kernel_deb()
-    pkg = os.path.join(work, "kernel-pkg")
-    subprocess.run(["dpkg-deb", "-x", deb, pkg], check=True)
-    l1_kernel = next(os.path.join(pkg, "boot", f) for f in os.listdir(os.path.join(pkg, "boot"))
-                     if f.startswith("vmlinuz"))
     # The probe's verdict goes to L1's console through L2's stderr, whatever QMP does.
     l2_args = f"-accel {accel} -smp {smp} -m 512M -trace mixed_probe" + \
         (f" -cpu {cpu}" if cpu else "") + (f" {l2_extra}" if l2_extra else "") + \
@@ -174,24 +212,10 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
         (" -d plugin" if extra_plugins else "")
     l2_append = ('console=ttyS0 panic=-1 '
                  + (l2_kernel_args + " " if l2_kernel_args else "") + f'mixedvm.cmd="{cmd}"')
-    initrd = os.path.join(work, "l1-initrd.img")
-    with open(initrd, "wb") as f:
-        f.write(build_l1_initrd(l2_args, l2_append, pkg, artifact("plugin") if plugin else None,
-                                extra_plugins))
-    # The unpacked package is ~400 MB; keep only L1's kernel.
-    l1_kernel = shutil.copy(l1_kernel, os.path.join(work, "l1-vmlinuz"))
-    shutil.rmtree(pkg)
-    l1_log, l2_log = os.path.join(work, "l1-serial.log"), os.path.join(work, "l2-serial.log")
-    l2_qmp = os.path.join(work, "l2-qmp.sock")   # L2's QMP, through L1's third serial port
-    argv = [artifact("qemu"), "-accel", l0_accel, "-cpu", l0_cpu, "-smp", str(l1_smp),
-            "-m", "2G",
-            "-nodefaults", "-display", "none", "-no-reboot",
-            "-kernel", l1_kernel, "-initrd", initrd,
-            "-append", "console=ttyS0 quiet panic=-1",
-            "-serial", f"file:{l1_log}", "-serial", f"file:{l2_log}",
-            "-chardev", f"socket,id=l2qmp,path={l2_qmp},server=on,wait=off",
-            "-serial", "chardev:l2qmp",
-            "-serial", "pty" if gdb_pty else f"file:{os.path.join(work, 'l2-plugin.log')}"]
+    argv, l1_log, l2_log, l2_qmp = _l0_argv(
+        work, l2_args, l2_append, l0_accel, l0_cpu, l1_smp,
+        "pty" if gdb_pty else f"file:{os.path.join(work, 'l2-plugin.log')}",
+        plugin=artifact("plugin") if plugin else None, extra_plugins=extra_plugins)
     if echo:
         print(f"L0: {' '.join(argv)}\nL2: {l2_args}\nlogs in {work}", flush=True)
     res = {"log_dir": work, "vcpus": None, "kvm_runs_kernel": None,
@@ -253,6 +277,130 @@ def run_nested(cmd, smp=1, cpu="", accel="mixed", minutes=30, echo=False, every=
     res["probe_says_kernel"] = bool(probe) and probe[0]["kvm_runs_kernel"]
     if echo:
         print(res["l2_serial"][shown:])
+    return res
+
+
+class Scenario:
+    """What a scenario's driver sees of L1 and its L2 QEMUs (run_nested_scenario): L2's
+    console (every L2 QEMU writes it to /dev/ttyS1), L1's console, and two monitor
+    ports: /dev/ttyS2 (port 2) and /dev/ttyS3 (port 3), each a UNIX socket here."""
+
+    def __init__(self, work, l1_log, l2_log, sockets, proc):
+        self.work, self.l1_log, self.l2_log = work, l1_log, l2_log
+        self.sockets, self.proc = sockets, proc
+
+    @staticmethod
+    def _read(path):
+        return open(path, errors="replace").read() if os.path.exists(path) else ""
+
+    def console(self):
+        return self._read(self.l2_log)
+
+    def l1(self):
+        return self._read(self.l1_log)
+
+    def _wait(self, read, pattern, timeout, start):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.compile(pattern, re.M).search(read(), start)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(1)
+        raise TimeoutError(f"no /{pattern}/ within {timeout} s; L2's console ends with:\n"
+                           + self.console()[-1500:] + "\nL1's with:\n" + self.l1()[-1500:])
+
+    def wait_console(self, pattern, timeout=600, start=0):
+        return self._wait(self.console, pattern, timeout, start)
+
+    def wait_l1(self, pattern, timeout=600, start=0):
+        return self._wait(self.l1, pattern, timeout, start)
+
+    def monitor(self, port, nth=1, timeout=300):
+        """L2Monitor on a port, once L1's console says for the nth time that an L2 QEMU
+        opened it ("L1: monitor PORT up", which the script prints a few seconds after it
+        started that QEMU). Not earlier: bytes sent to a port that no L1 process has
+        open fill L0's 16-byte UART FIFO, and L0 then stops serving the socket."""
+        deadline = time.monotonic() + timeout
+        while len(re.findall(rf"^L1: monitor {port} up", self.l1(), re.M)) < nth:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise TimeoutError(f"L1 did not open monitor port {port} ({nth}) within "
+                                   f"{timeout} s:\n" + self.l1()[-1500:])
+            time.sleep(1)
+        err = None
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                mon = L2Monitor(self.sockets[port])
+                try:
+                    mon.execute("query-status")
+                except BaseException:
+                    mon.close()
+                    raise
+                return mon
+            except (OSError, ValueError) as e:
+                err = str(e)    # not e: its traceback would keep the socket open
+                time.sleep(2)
+        raise TimeoutError(f"no L2 monitor on port {port} within {timeout} s: {err}")
+
+    def send_line(self, port, text):
+        """One line to L1 through a port that no QEMU uses yet (the script reads it)."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.sockets[port])
+            s.sendall(text.encode() + b"\n")
+            time.sleep(1)
+
+    @staticmethod
+    def wait_migration(mon, timeout=600):
+        """query-migrate until the migration ends; its last answer."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = mon.execute("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                return info
+            time.sleep(1)
+        raise TimeoutError(f"the migration did not end within {timeout} s: {info}")
+
+
+def run_nested_scenario(script, driver, cmd, minutes=40, l0_accel="tcg,thread=single",
+                        l1_smp=2, echo=False):
+    """Runs a scenario of several L2 QEMUs: L1 sources `script` (busybox sh), in which
+    `l2 ARGS` runs L2's QEMU on the guest image with the kernel command running `cmd`,
+    and ARGS give everything else (accelerator, -smp, serial ports, monitors on
+    /dev/ttyS2 and /dev/ttyS3, -incoming), and after starting a QEMU whose monitor is
+    on /dev/ttySN prints "L1: monitor N up". Meanwhile driver(Scenario) runs here and
+    returns a dict. Returns that dict with the consoles and whether L1 finished; an
+    exception in the driver is in res["driver_error"]."""
+    import traceback
+    work = tempfile.mkdtemp(prefix="mixedvm-nested-")
+    l2_append = f'console=ttyS0 panic=-1 mixedvm.cmd="{cmd}"'
+    port3 = os.path.join(work, "l2-qmp3.sock")
+    argv, l1_log, l2_log, l2_qmp = _l0_argv(
+        work, "", l2_append, l0_accel, "max", l1_smp,
+        "chardev:l2qmp3", script=script)
+    argv[-2:-2] = ["-chardev", f"socket,id=l2qmp3,path={port3},server=on,wait=off"]
+    if echo:
+        print(f"L0: {' '.join(argv)}\nlogs in {work}", flush=True)
+    l0_err = open(os.path.join(work, "l0-output.log"), "w")
+    l0 = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=l0_err, stderr=subprocess.STDOUT)
+    sc = Scenario(work, l1_log, l2_log, {2: l2_qmp, 3: port3}, l0)
+    res = {"log_dir": work, "driver_error": None}
+    try:
+        time.sleep(3)   # the monitor sockets exist once L0 runs
+        res.update(driver(sc) or {})
+    except Exception:   # noqa: BLE001 -- reported by the test, with the consoles
+        res["driver_error"] = traceback.format_exc()
+    finally:
+        # A failed driver leaves L1 waiting for nothing: a minute for its last words.
+        deadline = time.monotonic() + (60 if res["driver_error"] else minutes * 60)
+        while l0.poll() is None and time.monotonic() < deadline:
+            time.sleep(2)
+        res["timed_out"] = l0.poll() is None
+        if res["timed_out"]:
+            l0.terminate()
+            l0.wait()
+        l0_err.close()
+    res["l2_serial"], res["l1_serial"] = sc.console(), sc.l1()
     return res
 
 

@@ -350,6 +350,28 @@ void mixed_safe_point(CPUState *cpu)
     }
 }
 
+/*
+ * The VM stopped (mixed-migration.c): a vCPU on KVM leaves it, so that env
+ * is authoritative and holds the guest's real values, never the PVM
+ * tripwire. Whatever then reads the vCPU's state (a snapshot, a migration,
+ * gdb) reads env, and QEMU's later put is the state it read. vCPU thread,
+ * BQL held, the vCPU stopped: as good a safe point as mixed_safe_point's.
+ * The first safe point after the VM resumes moves it back to its placement.
+ */
+void mixed_vcpu_park(CPUState *cpu)
+{
+    switch (cpu->accel->state) {
+    case MIXED_VCPU_KVM_EXITED:
+        mixed_safe_point(cpu);      /* moves to TCG in any run state */
+        break;
+    case MIXED_VCPU_ON_KVM:
+        mixed_move(cpu, VCPU_ACCEL_TCG);
+        break;
+    default:
+        break;
+    }
+}
+
 bool mixed_kvm_joins_exclusive(void)
 {
     return mixed_state()->kvm_exclusive;
@@ -580,11 +602,19 @@ static void mixed_cpu_reset_hold(CPUState *cpu)
  * TCG (env authoritative, vcpu_dirty set): a reset vCPU is in real mode,
  * which only TCG runs everywhere; the next safe point moves it if wanted.
  */
-static void mixed_do_after_put(CPUState *cpu, run_on_cpu_data d)
+static void mixed_do_after_put(CPUState *cpu, run_on_cpu_data loaded)
 {
     AccelCPUState *mv = cpu->accel;
 
     mixed_x86_read_tsc_offset(cpu);
+    if (loaded.host_int) {
+        /*
+         * loadvm or an incoming migration wrote guest RAM behind KVM's
+         * back, page tables included: KVM must forget what it derived from
+         * them before this vCPU enters it (a shadow-MMU zap, or a TLB flush).
+         */
+        mixed_tlb_flushed(cpu);
+    }
     if (mixed_vcpu_state_backend(mv->state) == VCPU_ACCEL_KVM) {
         /* KVM now holds the reset state, without any tripwire. */
         mixed_account(cpu, mixed_now_ns());
@@ -596,13 +626,13 @@ static void mixed_do_after_put(CPUState *cpu, run_on_cpu_data d)
 static void mixed_synchronize_post_reset(CPUState *cpu)
 {
     kvm_cpu_synchronize_post_reset(cpu);
-    run_on_cpu(cpu, mixed_do_after_put, RUN_ON_CPU_NULL);
+    run_on_cpu(cpu, mixed_do_after_put, RUN_ON_CPU_HOST_INT(false));
 }
 
 static void mixed_synchronize_post_init(CPUState *cpu)
 {
     kvm_cpu_synchronize_post_init(cpu);
-    run_on_cpu(cpu, mixed_do_after_put, RUN_ON_CPU_NULL);
+    run_on_cpu(cpu, mixed_do_after_put, RUN_ON_CPU_HOST_INT(true));
 }
 
 static bool mixed_supports_guest_debug(void)

@@ -21,7 +21,6 @@
 #include "qom/object.h"
 #include "hw/boards.h"
 #include "hw/i386/x86.h"
-#include "migration/blocker.h"
 #include "system/kvm.h"
 #include "system/tcg.h"
 #include "system/replay.h"
@@ -35,7 +34,6 @@
 
 bool mixed_allowed;
 MixedState *mixed_state_ptr;
-static Error *mixed_migration_blocker;
 
 /*
  * Does this host's KVM translate guest addresses with a shadow MMU (no EPT
@@ -354,13 +352,7 @@ static int mixed_init_machine(MachineState *ms)
      */
     tcg_accel_init_machine(true, 0, 0, ms->smp.max_cpus);
     mixed_allowed = true;
-
-    error_setg(&mixed_migration_blocker,
-               "mixed: migration and snapshots are not supported yet");
-    if (migrate_add_blocker(&mixed_migration_blocker, &err) < 0) {
-        error_report_err(err);
-        return -EINVAL;
-    }
+    mixed_migration_init(s);
     return 0;
 }
 

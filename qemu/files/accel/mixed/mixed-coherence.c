@@ -32,6 +32,25 @@
  * move from KVM to TCG (mixed-x86.c). A sync is skipped when no vCPU can have
  * run on KVM since the last one.
  *
+ * Sharing KVM's dirty log with migration. QEMU's migration reads the same
+ * log (KVM_GET_DIRTY_LOG, into its own bitmaps) and clears it
+ * (KVM_CLEAR_DIRTY_LOG) before it sends a page. With manual protect a read
+ * takes nothing away from the other reader; a clear does, so each side's
+ * clear spares what the other has not consumed:
+ *
+ *  - migration's clear leaves the bits of pages that have TBs
+ *    (mixed_code_log_clearing): a KVM write to such a page must still be
+ *    seen by mixed's next sync. Migration then finds the page dirty again
+ *    at its next pass and sends it again, which is merely conservative.
+ *  - mixed's clear of a page about to be translated first marks the page
+ *    dirty for migration while migration tracks dirty pages: a KVM write
+ *    that migration had not read yet is then sent all the same.
+ *  - pages KVM logged never reach DIRTY_MEMORY_CODE (patch 0009), which here
+ *    means "no TBs", and which only mixed's sync interprets.
+ * Both clears run under KVM's slots lock, and mixed_code_page_translating
+ * protects the page (its CODE bit clear) before it takes the lock, so
+ * migration's clear never takes a bit away from a page being translated.
+ *
  * On VT-x hosts with PML, KVM buffers dirty GPAs per vCPU; KVM_GET_DIRTY_LOG
  * kicks the running vCPUs first (kvm_arch_sync_dirty_log), so the log is
  * complete when the ioctl returns. On shadow-MMU hosts the log is written at
@@ -127,11 +146,63 @@ void mixed_code_page_translating(ram_addr_t addr)
      * invalidates the new TB.
      */
     tlb_protect_code(w.page);
+    if (global_dirty_tracking) {
+        /* the clear below may take a KVM write migration has not read */
+        cpu_physical_memory_set_dirty_range(w.page, TARGET_PAGE_SIZE,
+                                            1 << DIRTY_MEMORY_MIGRATION);
+    }
     kvm_dirty_log_slots_foreach(mixed_code_watch_in_slot, &w);
     if (w.ret < 0) {
         error_report_once("mixed: KVM_CLEAR_DIRTY_LOG failed (%s): writes by "
                           "KVM vCPUs to translated code may go unnoticed",
                           strerror(-w.ret));
+    }
+}
+
+/* 64 CODE dirty bits from RAM page @page on: a set bit means "no TBs". */
+static uint64_t mixed_code_dirty_bits(unsigned long *const *blocks, uint64_t page)
+{
+    uint64_t bits = 0;
+    int i;
+
+    if (page % BITS_PER_LONG == 0) {
+        return blocks[page / DIRTY_MEMORY_BLOCK_SIZE]
+                     [(page % DIRTY_MEMORY_BLOCK_SIZE) / BITS_PER_LONG];
+    }
+    for (i = 0; i < 64; i++) {
+        uint64_t p = page + i;
+
+        if (test_bit(p % DIRTY_MEMORY_BLOCK_SIZE,
+                     blocks[p / DIRTY_MEMORY_BLOCK_SIZE])) {
+            bits |= 1ULL << i;
+        }
+    }
+    return bits;
+}
+
+/*
+ * QEMU is about to clear @bitmap's pages (@npages from RAM address @start) in
+ * KVM's dirty log for migration: spare the pages with TBs, whose bits
+ * mixed's sync still has to see (see the top of this file). KVM's slots
+ * lock held.
+ */
+void mixed_code_log_clearing(ram_addr_t start, unsigned long *bitmap,
+                             uint64_t npages)
+{
+    uint64_t first_page = start >> TARGET_PAGE_BITS, w;
+
+    if (!mixed_state()->code_sync) {
+        return;
+    }
+    WITH_RCU_READ_LOCK_GUARD() {
+        unsigned long *const *blocks =
+            qatomic_rcu_read(&ram_list.dirty_memory[DIRTY_MEMORY_CODE])->blocks;
+
+        for (w = 0; w * 64 < npages; w++) {
+            if (bitmap[w]) {
+                bitmap[w] &= mixed_code_dirty_bits(blocks, first_page + w * 64);
+            }
+        }
     }
 }
 
@@ -240,27 +311,6 @@ static void mixed_code_log_read_slot(KVMSlot *mem, void *opaque)
     log->slots[log->nslots++] = (MixedCodeLogSlot) {
         .ram_start = mem->ram_start_offset, .npages = npages, .word = word,
     };
-}
-
-/* 64 CODE dirty bits from RAM page @page on: a set bit means "no TBs". */
-static uint64_t mixed_code_dirty_bits(unsigned long *const *blocks, uint64_t page)
-{
-    uint64_t bits = 0;
-    int i;
-
-    if (page % BITS_PER_LONG == 0) {
-        return blocks[page / DIRTY_MEMORY_BLOCK_SIZE]
-                     [(page % DIRTY_MEMORY_BLOCK_SIZE) / BITS_PER_LONG];
-    }
-    for (i = 0; i < 64; i++) {
-        uint64_t p = page + i;
-
-        if (test_bit(p % DIRTY_MEMORY_BLOCK_SIZE,
-                     blocks[p / DIRTY_MEMORY_BLOCK_SIZE])) {
-            bits |= 1ULL << i;
-        }
-    }
-    return bits;
 }
 
 /*

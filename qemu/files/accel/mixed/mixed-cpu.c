@@ -514,7 +514,8 @@ static bool mixed_cpu_realizefn(CPUState *cs, Error **errp)
     if (!host_cpu_realizefn(cs, errp)) {
         return false;
     }
-    return mixed_x86_check_cpu(cs, errp);
+    return mixed_x86_check_cpu(cs, errp) &&
+           mixed_x86_pin_tsc_frequency(cs, errp);
 }
 
 static void mixed_cpu_accel_class_init(ObjectClass *oc, void *data)
@@ -703,4 +704,94 @@ uint64_t mixed_cpu_get_tsc(CPUState *cs)
     }
     asm volatile("lfence" ::: "memory");
     return cpu_get_host_ticks() + cs->accel->kvm_tsc_offset;
+}
+
+/* ------------------------------------------------------------------------
+ * The guest CPU elsewhere: migration (mixed-migration.c)
+ */
+
+/*
+ * With invtsc, QEMU blocks migration unless the TSC frequency is pinned
+ * (tsc-frequency=), because a destination on a host with another frequency
+ * would change the guest's TSC rate under it. Both backends run the guest
+ * TSC at the host's rate, so pin it to that: a destination whose KVM cannot
+ * run that rate refuses the stream ("Mismatch between user-specified TSC
+ * frequency and migrated TSC frequency", or KVM_SET_TSC_KHZ fails), rather
+ * than showing the guest a second clock rate. Before the vCPU exists:
+ * kvm_arch_init_vcpu decides on the blocker.
+ */
+bool mixed_x86_pin_tsc_frequency(CPUState *cs, Error **errp)
+{
+    CPUX86State *env = cpu_env(cs);
+    int khz;
+
+    if (env->user_tsc_khz ||
+        !(env->features[FEAT_8000_0007_EDX] & CPUID_APM_INVTSC)) {
+        return true;
+    }
+    khz = kvm_check_extension(kvm_state, KVM_CAP_VM_TSC_CONTROL) ?
+          kvm_vm_ioctl(kvm_state, KVM_GET_TSC_KHZ) : -ENOTSUP;
+    if (khz <= 0) {
+        warn_report_once("mixed: this host's KVM cannot report its TSC "
+                         "frequency (KVM_CAP_VM_TSC_CONTROL): without "
+                         "tsc-frequency=, QEMU blocks migration and snapshots "
+                         "of a guest with invtsc");
+        return true;
+    }
+    env->tsc_khz = env->user_tsc_khz = khz;
+    return true;
+}
+
+/*
+ * The -cpu option under which a -accel tcg QEMU of this tree shows the guest
+ * this vCPU's CPU: the model, then every named bit of every feature word the
+ * guest sees (mixed_stream_compared_word's), on or off, and the identity.
+ * TCG warns about, and drops, the few that it cannot offer (invtsc).
+ */
+char *mixed_x86_tcg_cpu_option(CPUState *cs)
+{
+    X86CPU *cpu = X86_CPU(cs);
+    CPUX86State *env = &cpu->env;
+    g_autofree char *model =
+        cpu_model_from_type(object_class_get_name(object_get_class(OBJECT(cpu))));
+    g_autofree char *vendor = object_property_get_str(OBJECT(cpu), "vendor",
+                                                      NULL);
+    g_autofree char *model_id = object_property_get_str(OBJECT(cpu),
+                                                        "model-id", NULL);
+    g_auto(GStrv) id_parts = g_strsplit(model_id ? model_id : "", ",", -1);
+    g_autofree char *model_id_escaped = g_strjoinv(",,", id_parts);
+    GString *opt = g_string_new(model);
+    int w, bit;
+
+    for (w = 0; w < FEATURE_WORDS; w++) {
+        FeatureWordInfo *wi = &feature_word_info[w];
+
+        if (w != FEAT_ARCH_CAPABILITIES &&
+            (wi->type != CPUID_FEATURE_WORD ||
+             (wi->cpuid.eax >= 0x40000000 && wi->cpuid.eax <= 0x4fffffff))) {
+            continue;
+        }
+        for (bit = 0; bit < 64; bit++) {
+            if (wi->feat_names[bit]) {
+                g_string_append_printf(opt, ",%s=%s", wi->feat_names[bit],
+                                       env->features[w] & BIT_ULL(bit) ?
+                                       "on" : "off");
+            }
+        }
+    }
+    g_string_append_printf(opt, ",vendor=%s,family=%" PRId64 ",model=%" PRId64
+                           ",stepping=%" PRId64 ",level=%u,xlevel=%u"
+                           ",model-id=%s",
+                           vendor,
+                           object_property_get_int(OBJECT(cpu), "family", NULL),
+                           object_property_get_int(OBJECT(cpu), "model", NULL),
+                           object_property_get_int(OBJECT(cpu), "stepping",
+                                                   NULL),
+                           env->cpuid_level, env->cpuid_xlevel,
+                           model_id_escaped);
+    if (env->tsc_khz) {
+        g_string_append_printf(opt, ",tsc-frequency=%" PRId64,
+                               env->tsc_khz * 1000);
+    }
+    return g_string_free(opt, false);
 }

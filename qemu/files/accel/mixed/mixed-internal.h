@@ -246,5 +246,14 @@ static inline int64_t mixed_now_ns(void)
 void mixed_vcpu_times(CPUState *cpu, int64_t now, int64_t *kvm_ns,
                       int64_t *tcg_ns, int64_t *tcg_user_ns, int64_t *idle_ns);
 void mixed_safe_point(CPUState *cpu);
+void mixed_vcpu_park(CPUState *cpu);
+
+/* mixed-migration.c: snapshots and migration (docs/mixed.md) */
+void mixed_migration_init(MixedState *s);
+extern uint64_t mixed_loads;    /* VM states loaded since this QEMU started */
+
+/* mixed-cpu.c: the -cpu option under which -accel tcg shows this guest CPU */
+char *mixed_x86_tcg_cpu_option(CPUState *cpu);
+bool mixed_x86_pin_tsc_frequency(CPUState *cpu, Error **errp);
 
 #endif /* ACCEL_MIXED_INTERNAL_H */

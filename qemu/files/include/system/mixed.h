@@ -54,6 +54,8 @@ static inline void mixed_guest_tlb_flushed(CPUState *cpu)
 void mixed_code_page_translating(ram_addr_t page);
 void mixed_code_sync(CPUState *cpu);
 void mixed_code_written(ram_addr_t addr);
+void mixed_code_log_clearing(ram_addr_t start, unsigned long *bitmap,
+                             uint64_t npages);
 
 static inline void mixed_tcg_code_written(ram_addr_t addr)
 {
@@ -75,7 +77,26 @@ static inline void mixed_tcg_serialize(CPUState *cpu)
         mixed_code_sync(cpu);
     }
 }
+
+/*
+ * QEMU is about to clear @bitmap's pages in KVM's dirty log (migration):
+ * mixed takes out the pages whose KVM writes its code sync has yet to see.
+ */
+static inline void mixed_kvm_log_clearing(ram_addr_t start,
+                                          unsigned long *bitmap,
+                                          uint64_t npages)
+{
+    if (mixed_enabled()) {
+        mixed_code_log_clearing(start, bitmap, npages);
+    }
+}
 #else
+static inline void mixed_kvm_log_clearing(ram_addr_t start,
+                                          unsigned long *bitmap,
+                                          uint64_t npages)
+{
+}
+
 static inline void mixed_tcg_code_written(ram_addr_t addr)
 {
 }

@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""Snapshots and migration of a mixed VM, on the emulated AMD-V host (tools/nested_amdv.py,
+no /dev/kvm needed): docs/mixed.md, "Snapshots and migration".
+
+    tests/integration/test_mixed_nested_migration.py [savevm|file|live|tcg ...]
+
+Each scenario is one L1 with several L2 QEMUs (nested_amdv.run_nested_scenario). The
+guest, unmodified, runs the same self-checking workload throughout: rounds of torture's
+clock (one TSC timeline across vCPUs), atomics, ptchurn (page tables written on one
+backend, used on the other) and ipi, and selfcheck, for a fixed guest time. Every round
+must pass, on each side of every boundary, and the guest kernel must report no trouble.
+vCPU 1 is placed on KVM, vCPU 0 on TCG, so every stream holds both placements.
+
+- savevm: savevm and loadvm on a qcow2 disk (made with blockdev-create). Between them the
+  placement and the policy change; loadvm brings back the saved ones, query-vcpu-accel
+  counts the load, and the guest goes on from the snapshot. Bad input: loadvm of a
+  snapshot that does not exist fails and the VM runs on; a postcopy migration is
+  refused by mixed with its reason, and the VM runs on.
+- file: migrate to a file while the guest runs, then load it in a new QEMU with
+  -incoming. The stopped source shows every vCPU off KVM (parked). Before that, four
+  destinations that cannot continue the VM must exit with a clear error: a truncated
+  stream, -smp 1, -accel kvm (in-kernel irqchip) and -accel tcg with its default CPU.
+- live: precopy to a second mixed QEMU, while QMP flips vCPUs between backends several
+  times a second; the first flip is still in flight when the migration starts. Moves
+  asked for while the VM is stopped for the final pass are refused with a clear error.
+  The destination has the source's last placement.
+- tcg: mixed -> stock -accel tcg of this tree (with the source's tcg-cpu) -> mixed; the
+  workload passes rounds on each of the three.
+"""
+import re
+import sys
+import time
+
+from mixedvm_testlib import ROOT, check, run
+
+sys.path.insert(0, f"{ROOT}/tools")
+import nested_amdv  # noqa: E402
+from mixedvm_vm import KERNEL_TROUBLE  # noqa: E402
+
+
+def workload(seconds):
+    """Rounds of torture and selfcheck until `seconds` of guest time have passed."""
+    return (f"end=$(( $(date +%s) + {seconds} )); n=0; "
+            f"while [ $(date +%s) -lt $end ]; do n=$((n+1)); echo ROUND $n; "
+            f"torture --seconds 3 clock atomics ptchurn ipi || exit 1; "
+            f"selfcheck --threads 2 --scale 0.01 > /dev/null || exit 2; done; echo ROUNDS $n")
+
+
+def l2(accel, monitor_port=None, incoming=None, extra=""):
+    """One L2 QEMU line for the L1 script; its console goes to L2's console."""
+    mon = (f" -serial file:/dev/ttyS1 -chardev serial,id=mon{monitor_port},"
+           f"path=/dev/ttyS{monitor_port} -mon chardev=mon{monitor_port},mode=control"
+           if monitor_port else "")
+    return (f"l2 -accel {accel} -smp 2 -m 512M{mon}" +
+            (f" -incoming {incoming}" if incoming else "") + (f" {extra}" if extra else ""))
+
+
+def start(line, port):
+    """Lines for the L1 script: start an L2 QEMU in the background, say when its monitor
+    is open (Scenario.monitor waits for that), and set $QEMU<port> to its pid."""
+    return (f"{line} &\nQEMU{port}=$!\n"
+            f"sleep 5; echo \"L1: monitor {port} up\"")
+
+
+def hmp(mon, line):
+    return mon.execute("human-monitor-command", **{"command-line": line})
+
+
+def place(mon, placement, wait=True):
+    for cpu, accel in placement.items():
+        mon.execute("vcpu-set-accel", **{"cpu-index": cpu, "accel": accel, "wait": wait})
+
+
+def placement_of(info):
+    return {v["cpu-index"]: v["accel"] for v in info["vcpus"]}
+
+
+def rounds_after(console, start):
+    """Torture verdicts printed after offset start."""
+    return re.findall(r"^TORTURE (\w+) (PASS|FAIL)", console[start:], re.M)
+
+
+def check_guest(res, name, boundaries):
+    """The checks every scenario ends with; boundaries: (label, console offset)."""
+    l2c, l1c = res["l2_serial"], res["l1_serial"]
+    print(f"{name}: logs in {res['log_dir']}")
+    check(not res["driver_error"], f"{name}: the driver failed:\n{res['driver_error']}")
+    check(not res["timed_out"], f"{name}: L1 did not finish; L2's console ends with:\n"
+          + l2c[-1500:])
+    fails = re.findall(r"^TORTURE .* FAIL.*$|^SELFCHECK FAIL$", l2c, re.M)
+    check(not fails, f"{name}: the workload failed: {fails}")
+    for label, at in boundaries:
+        after = rounds_after(l2c, at)
+        print(f"  after {label}: {len(after)} torture verdicts, all PASS")
+        check(len(after) >= 4, f"{name}: only {len(after)} torture verdicts after {label}:\n"
+              + l2c[at:][-1500:])
+    check("MIXEDVM-END rc=0" in l2c, f"{name}: the guest command failed:\n" + l2c[-1500:])
+    trouble = [line for line in l2c.splitlines() if KERNEL_TROUBLE.search(line)]
+    check(not trouble, f"{name}: guest kernel trouble:\n  " + "\n  ".join(trouble[:10]))
+    check("L1: L2's QEMU exited rc=0" in l1c, f"{name}: the last L2 QEMU did not exit "
+          "cleanly:\n" + l1c[-2000:])
+
+
+# ------------------------------------------------------------------ savevm / loadvm
+
+SAVEVM_SCRIPT = "\n".join([
+    ": > /tmp/disk.img",
+    start(l2("mixed", 2, extra="-blockdev driver=file,filename=/tmp/disk.img,node-name=f0"), 2),
+    "wait $QEMU2; echo \"L1: L2's QEMU exited rc=$?\"", ""])
+
+
+def savevm_driver(sc):
+    mon = sc.monitor(2)
+    sc.wait_console(r"MIXEDVM-READY")
+    mon.execute("blockdev-create", **{"job-id": "mk", "options": {
+        "driver": "qcow2", "file": "f0", "size": 64 << 20}})
+    while mon.execute("query-jobs")[0]["status"] != "concluded":
+        time.sleep(1)
+    mon.execute("job-dismiss", id="mk")
+    mon.execute("blockdev-add", driver="qcow2", **{"node-name": "d0", "file": "f0"})
+    place(mon, {0: "tcg", 1: "kvm"})
+    sc.wait_console(r"^TORTURE clock PASS")
+    saved = hmp(mon, "savevm s1")
+    at_save = len(sc.console())
+    info = mon.execute("query-vcpu-accel")
+    res = {"savevm_out": saved, "after_save": placement_of(info)}
+    # Change what the snapshot must bring back, and let the guest run on.
+    mon.execute("mixed-set-policy", policy="tcg-only")
+    time.sleep(5)
+    res["changed"] = placement_of(mon.execute("query-vcpu-accel"))
+    res["bad_loadvm"] = hmp(mon, "loadvm nosuch")
+    res["status_after_bad"] = mon.execute("query-status")["status"]
+    # A postcopy migration is refused by mixed before it starts; the VM runs on.
+    mon.execute("migrate-set-capabilities", capabilities=[
+        {"capability": "postcopy-ram", "state": True}])
+    mon.execute("migrate", uri="exec:cat > /dev/null")
+    res["postcopy"] = sc.wait_migration(mon, 120)
+    mon.execute("migrate-set-capabilities", capabilities=[
+        {"capability": "postcopy-ram", "state": False}])
+    res["status_after_postcopy"] = mon.execute("query-status")["status"]
+    res["loadvm_out"] = hmp(mon, "loadvm s1")
+    at_load = len(sc.console())
+    info = mon.execute("query-vcpu-accel")
+    res["after_load"], res["loads"] = placement_of(info), info["loads"]
+    res["policy_after_load"] = mon.execute("query-mixed-policy")["policy"]
+    sc.wait_console(r"^TORTURE clock PASS", start=at_load)
+    res["vcpus_late"] = mon.execute("query-vcpu-accel")["vcpus"]
+    mon.close()
+    res["marks"] = [("savevm", at_save), ("loadvm", at_load)]
+    return res
+
+
+def test_savevm():
+    res = nested_amdv.run_nested_scenario(SAVEVM_SCRIPT, savevm_driver, workload(150))
+    print(f"  savevm: {res.get('savevm_out')!r}; loadvm: {res.get('loadvm_out')!r}; "
+          f"placement saved {res.get('after_save')}, changed {res.get('changed')}, "
+          f"loaded {res.get('after_load')} (policy {res.get('policy_after_load')}, "
+          f"loads {res.get('loads')})")
+    check(not res["driver_error"], f"savevm: the driver failed:\n{res['driver_error']}\n"
+          + res["l1_serial"][-2000:])
+    check(res["savevm_out"].strip() == "", f"savevm failed: {res['savevm_out']!r}")
+    check(res["after_save"] == {0: "tcg", 1: "kvm"}, f"savevm moved vCPUs: {res['after_save']}")
+    check(res["changed"] == {0: "tcg", 1: "tcg"}, f"tcg-only did not place: {res['changed']}")
+    check("nosuch" in res["bad_loadvm"] and res["status_after_bad"] == "running",
+          f"loadvm nosuch: {res['bad_loadvm']!r}, then {res['status_after_bad']}")
+    pc = res["postcopy"]
+    check(pc["status"] == "failed" and "postcopy migration is not supported" in
+          pc.get("error-desc", ""), f"postcopy was not refused by mixed: {pc}")
+    check(res["status_after_postcopy"] == "running", "the VM stopped after the refused "
+          f"postcopy: {res['status_after_postcopy']}")
+    check(res["loadvm_out"].strip() == "", f"loadvm failed: {res['loadvm_out']!r}")
+    check(res["after_load"] == {0: "tcg", 1: "kvm"} and res["policy_after_load"] == "static",
+          f"loadvm did not restore placement and policy: {res['after_load']}, "
+          f"{res['policy_after_load']}")
+    check(res["loads"] == 1, f"query-vcpu-accel loads={res['loads']}, not 1")
+    v1 = res["vcpus_late"][1]
+    check(v1["running-on"] == "kvm" or v1["kvm-ns"] > 0, f"vCPU 1 never ran on KVM: {v1}")
+    check_guest(res, "savevm", res["marks"])
+
+
+# ------------------------------------------------------------------ to a file, and back
+
+FILE_SCRIPT = "\n".join([
+    start(l2("mixed", 2), 2),
+    'wait $QEMU2; echo "L1: source exited rc=$?"',
+    "head -c 4000000 /tmp/vm.state > /tmp/cut.state",
+    l2("mixed", incoming="file:/tmp/cut.state") + '; echo "L1: bad=truncated rc=$?"',
+    l2("mixed", incoming="file:/tmp/vm.state").replace("-smp 2", "-smp 1") +
+    '; echo "L1: bad=smp1 rc=$?"',
+    l2("kvm", incoming="file:/tmp/vm.state") + '; echo "L1: bad=kvm rc=$?"',
+    l2("tcg", incoming="file:/tmp/vm.state") + '; echo "L1: bad=tcg-cpu rc=$?"',
+    start(l2("mixed", 2, incoming="file:/tmp/vm.state"), 2),
+    "wait $QEMU2; echo \"L1: L2's QEMU exited rc=$?\"", ""])
+
+# What each destination that cannot continue the VM must say (on L1's console).
+FILE_BAD = {
+    "truncated": r"load of migration failed|Failed to load|EOF",
+    "smp1": r"mixed: the stream's VM has 2 vCPUs, this one 1",
+    "kvm": r"mixed: -accel kvm cannot continue a VM saved under -accel mixed",
+    "tcg-cpu": r"mixed: the destination's guest CPU differs from the source's",
+}
+
+
+def file_driver(sc):
+    mon = sc.monitor(2)
+    sc.wait_console(r"MIXEDVM-READY")
+    place(mon, {0: "tcg", 1: "kvm"})
+    sc.wait_console(r"^TORTURE clock PASS")
+    t0 = time.monotonic()
+    mon.execute("migrate", uri="file:/tmp/vm.state")
+    res = {"migrate": sc.wait_migration(mon)}
+    res["save_s"] = time.monotonic() - t0
+    at_save = len(sc.console())
+    info = mon.execute("query-vcpu-accel")
+    res["source_stopped"] = {v["cpu-index"]: (v["accel"], v["running-on"]) for v in info["vcpus"]}
+    mon.execute("quit")
+    mon.close()
+    t1 = time.monotonic()
+    mon = sc.monitor(2, nth=2)
+    while mon.execute("query-status")["status"] != "running":
+        time.sleep(1)
+    res["restore_s"] = time.monotonic() - t1
+    info = mon.execute("query-vcpu-accel")
+    res["restored"], res["loads"] = placement_of(info), info["loads"]
+    mon.close()
+    res["marks"] = [("the restore", at_save)]
+    return res
+
+
+def test_file():
+    res = nested_amdv.run_nested_scenario(FILE_SCRIPT, file_driver, workload(150))
+    l1c = res["l1_serial"]
+    check(not res["driver_error"], f"file: the driver failed:\n{res['driver_error']}\n"
+          + l1c[-2000:])
+    print(f"  migrate to file: {res['migrate']['status']} in {res['save_s']:.1f} s; "
+          f"stopped source {res['source_stopped']}; restored {res['restored']} "
+          f"(loads {res['loads']}) in {res['restore_s']:.1f} s")
+    check(res["migrate"]["status"] == "completed", f"migrate to a file: {res['migrate']}")
+    check(res["source_stopped"] == {0: ("tcg", "tcg"), 1: ("kvm", "tcg")},
+          f"the stopped source did not park vCPU 1 off KVM: {res['source_stopped']}")
+    for bad, said in FILE_BAD.items():
+        m = re.search(rf"L1: bad={re.escape(bad)} rc=(\d+)", l1c)
+        check(m and m.group(1) != "0", f"destination {bad} did not fail: {m and m.group(0)}")
+        check(re.search(said, l1c), f"destination {bad} did not say /{said}/:\n" + l1c[-3000:])
+    check(res["restored"] == {0: "tcg", 1: "kvm"} and res["loads"] == 1,
+          f"-incoming file: did not restore the placement: {res['restored']}")
+    check_guest(res, "file", res["marks"])
+
+
+# ------------------------------------------------------------------ live, under a move storm
+
+LIVE_SCRIPT = "\n".join([
+    start(l2("mixed", 2), 2),
+    start(l2("mixed", 3, incoming="unix:/tmp/mig.sock"), 3),
+    'wait $QEMU2; echo "L1: source exited rc=$?"',
+    "wait $QEMU3; echo \"L1: L2's QEMU exited rc=$?\"", ""])
+
+
+def live_driver(sc):
+    src = sc.monitor(2)
+    dst = sc.monitor(3)
+    sc.wait_console(r"MIXEDVM-READY")
+    place(src, {0: "tcg", 1: "kvm"})
+    sc.wait_console(r"^TORTURE clock PASS")
+    res = {"flips": 0, "refused": [], "in_flight": None}
+    # A move in flight when the migration starts.
+    src.execute("vcpu-set-accel", **{"cpu-index": 0, "accel": "kvm", "wait": False})
+    res["in_flight"] = src.execute("query-vcpu-accel")["vcpus"][0]["running-on"]
+    t0 = time.monotonic()
+    src.execute("migrate", uri="unix:/tmp/mig.sock")
+    n = 0
+    while True:
+        st = src.execute("query-migrate")
+        if st["status"] in ("completed", "failed", "cancelled"):
+            break
+        n += 1
+        cpu = n % 2
+        want = "kvm" if (n // 2) % 2 else "tcg"
+        try:
+            src.execute("vcpu-set-accel", **{"cpu-index": cpu, "accel": want, "wait": n % 3 == 0})
+            res["flips"] += 1
+        except OSError as e:
+            res["refused"].append(str(e))
+        time.sleep(0.3)
+    res["migrate"], res["migrate_s"] = st, time.monotonic() - t0
+    at = len(sc.console())
+    res["source_placement"] = placement_of(src.execute("query-vcpu-accel"))
+    while dst.execute("query-status")["status"] != "running":
+        time.sleep(1)
+    info = dst.execute("query-vcpu-accel")
+    res["dest_placement"], res["loads"] = placement_of(info), info["loads"]
+    src.execute("quit")
+    src.close()
+    # Moves go on in the destination.
+    for i in range(6):
+        dst.execute("vcpu-set-accel", **{"cpu-index": i % 2, "accel": ["kvm", "tcg"][i % 2 ^ 1]})
+        time.sleep(1)
+    res["dest_moves"] = sum(v["moves"] for v in dst.execute("query-vcpu-accel")["vcpus"])
+    dst.close()
+    res["marks"] = [("the live migration", at)]
+    return res
+
+
+def test_live():
+    res = nested_amdv.run_nested_scenario(LIVE_SCRIPT, live_driver, workload(180))
+    check(not res["driver_error"], f"live: the driver failed:\n{res['driver_error']}\n"
+          + res["l1_serial"][-2000:])
+    print(f"  live: {res['migrate']['status']} in {res['migrate_s']:.1f} s, "
+          f"{res['flips']} flips during it, {len(res['refused'])} refused "
+          f"({res['refused'][:1]}); source {res['source_placement']}, destination "
+          f"{res['dest_placement']} (loads {res['loads']}), {res['dest_moves']} moves after")
+    check(res["migrate"]["status"] == "completed", f"live migration: {res['migrate']}")
+    check(res["flips"] >= 3, f"only {res['flips']} flips during the migration")
+    check(all("the VM is not running" in r for r in res["refused"]),
+          f"a move was refused for another reason: {res['refused']}")
+    check(res["dest_placement"] == res["source_placement"] and res["loads"] == 1,
+          f"the destination's placement {res['dest_placement']} is not the source's "
+          f"{res['source_placement']}")
+    check(res["dest_moves"] >= 4, f"the destination made {res['dest_moves']} moves")
+    check_guest(res, "live", res["marks"])
+
+
+# ------------------------------------------------------------------ mixed -> tcg -> mixed
+
+TCG_SCRIPT = "\n".join([
+    start(l2("mixed", 2), 2),
+    # Held open from before the driver writes, so that the UART keeps what it receives.
+    "exec 3< /dev/ttyS3", "stty -F /dev/ttyS3 raw -echo",
+    'echo "L1: waiting for the TCG CPU"',
+    "read -r TCGCPU <&3", "exec 3<&-",
+    start(l2("tcg", 3, incoming="unix:/tmp/mig1.sock", extra='-cpu "$TCGCPU"'), 3),
+    'wait $QEMU2; echo "L1: mixed source exited rc=$?"',
+    start(l2("mixed", 2, incoming="unix:/tmp/mig2.sock"), 2),
+    'wait $QEMU3; echo "L1: tcg exited rc=$?"',
+    "wait $QEMU2; echo \"L1: L2's QEMU exited rc=$?\"", ""])
+
+
+def tcg_driver(sc):
+    src = sc.monitor(2)
+    sc.wait_console(r"MIXEDVM-READY")
+    place(src, {0: "tcg", 1: "kvm"})
+    res = {"tcg_cpu": src.execute("query-vcpu-accel")["tcg-cpu"]}
+    sc.wait_l1(r"L1: waiting for the TCG CPU")
+    sc.send_line(3, res["tcg_cpu"])
+    tcg = sc.monitor(3)
+    sc.wait_console(r"^TORTURE clock PASS")
+    src.execute("migrate", uri="unix:/tmp/mig1.sock")
+    res["to_tcg"] = sc.wait_migration(src)
+    at_tcg = len(sc.console())
+    src.execute("quit")
+    src.close()
+    sc.wait_console(r"^TORTURE clock PASS", start=at_tcg)
+    sc.wait_console(r"^TORTURE ipi PASS", start=at_tcg)
+    back = sc.monitor(2, nth=2)
+    tcg.execute("migrate", uri="unix:/tmp/mig2.sock")
+    res["to_mixed"] = sc.wait_migration(tcg)
+    at_back = len(sc.console())
+    tcg.execute("quit")
+    tcg.close()
+    while back.execute("query-status")["status"] != "running":
+        time.sleep(1)
+    place(back, {0: "tcg", 1: "kvm"})
+    sc.wait_console(r"^TORTURE clock PASS", start=at_back)
+    info = back.execute("query-vcpu-accel")
+    res["back_loads"], res["back_vcpus"] = info["loads"], info["vcpus"]
+    back.close()
+    res["marks"] = [("the move to tcg", at_tcg), ("the move back to mixed", at_back)]
+    return res
+
+
+def test_tcg():
+    res = nested_amdv.run_nested_scenario(TCG_SCRIPT, tcg_driver, workload(240))
+    l1c = res["l1_serial"]
+    check(not res["driver_error"], f"tcg: the driver failed:\n{res['driver_error']}\n"
+          + l1c[-2000:])
+    print(f"  tcg-cpu: {res['tcg_cpu'][:120]}...")
+    print(f"  to tcg: {res['to_tcg']['status']}; back: {res['to_mixed']['status']}; "
+          f"loads {res['back_loads']}")
+    check(res["to_tcg"]["status"] == "completed", f"mixed -> tcg: {res['to_tcg']}")
+    check(res["to_mixed"]["status"] == "completed", f"tcg -> mixed: {res['to_mixed']}")
+    check(re.search(r"mixed: this VM ran under -accel mixed, policy static, vCPUs placed on "
+                    r"KVM: 1; here every vCPU runs on TCG", l1c),
+          "the tcg destination did not say what it dropped:\n" + l1c[-2000:])
+    check(res["back_loads"] == 1, f"the mixed destination counted {res['back_loads']} loads")
+    check(res["back_vcpus"][1]["kvm-ns"] > 0, "vCPU 1 did not run on KVM after coming back")
+    check_guest(res, "tcg", res["marks"])
+
+
+SCENARIOS = {"savevm": test_savevm, "file": test_file, "live": test_live, "tcg": test_tcg}
+
+
+def test(guests):
+    for name in sys.argv[1:] or SCENARIOS:
+        SCENARIOS[name]()
+
+
+run(test)
