@@ -149,11 +149,20 @@ def built_guest(name, **kwargs):
     return Guest(name, artifact("qemu"), artifact("kernel"), artifact("initrd"), **kwargs)
 
 
+# The guest command for experiments run from a snapshot (tools/npb_runner.py
+# --from-snapshot): it runs each line that arrives on its second serial port
+# (Guest(command_port=True), send_command) and ends each with a marker. The port is held
+# open, in raw mode, from before the marker that says the guest waits.
+SERVE_COMMANDS = ("exec 3< /dev/ttyS1; stty -F /dev/ttyS1 raw -echo; echo MIXEDVM-SERVING; "
+                  "while read -r c <&3; do eval $c; echo MIXEDVM-RUN-END rc=$?; done")
+
+
 class Guest:
     """One QEMU process running the mixedvm guest image."""
 
     def __init__(self, name, qemu, kernel, initrd, smp=4, accel="tcg", cmd="selfcheck",
-                 memory="512M", extra_args=(), kernel_args=""):
+                 memory="512M", extra_args=(), kernel_args="", command_port=False,
+                 incoming=None):
         self.name = name
         self.qemu, self.kernel, self.initrd = qemu, kernel, initrd
         self.smp = smp
@@ -162,10 +171,15 @@ class Guest:
         self.memory = memory
         self.extra_args = list(extra_args)
         self.kernel_args = kernel_args     # more guest kernel parameters
+        # A second serial port, the guest's /dev/ttyS1, a UNIX socket here: commands
+        # for a guest that waits for them (SERVE_COMMANDS, send_command).
+        self.command_port = command_port
+        self.incoming = incoming           # -incoming URI: continue a saved VM
         self.dir = tempfile.mkdtemp(prefix=f"mixedvm-{name}-")
         self.serial_path = os.path.join(self.dir, "serial.log")
         self.stderr_path = os.path.join(self.dir, "qemu-stderr.log")
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
+        self.command_path = os.path.join(self.dir, "command.sock")
         self.transcript = open(os.path.join(self.dir, "qmp-transcript.log"), "w")
         self.proc = None
         self.qmp = None
@@ -189,7 +203,18 @@ class Guest:
                 "-kernel", self.kernel, "-initrd", self.initrd,
                 "-append", append,
                 "-serial", f"file:{self.serial_path}",
-                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"] + extra + self.extra_args
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"] + \
+            (["-chardev", f"socket,id=command,path={self.command_path},server=on,wait=off",
+              "-serial", "chardev:command"] if self.command_port else []) + \
+            (["-incoming", self.incoming] if self.incoming else []) + extra + self.extra_args
+
+    def send_command(self, line):
+        """One shell command line to a guest running SERVE_COMMANDS; its output goes to
+        the console, followed by "MIXEDVM-RUN-END rc=N"."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(self.command_path)
+            sock.sendall(line.encode() + b"\n")
+            time.sleep(0.2)     # QEMU reads it before the socket closes
 
     def start(self):
         self.stderr = open(self.stderr_path, "w")

@@ -3,7 +3,7 @@
 
     tools/npb_runner.py [--kernels ep,is,cg,mg,ft] [--classes A] [--vcpus 4] [--reps 1]
                         [--configs LIST] [--results FILE] [--report docs/experiments.md]
-                        [--program 'NAME=PATH [ARGS...]' ...]
+                        [--program 'NAME=PATH [ARGS...]' ...] [--from-snapshot]
 
 Each run is one kernel, at one class, with one vCPU count, in one configuration:
 
@@ -30,6 +30,11 @@ result is one JSON line, appended as it finishes, so an interrupted matrix resum
 stopped. A failed or unverified run is recorded with its status, and shown as such in the
 tables; it is never dropped. --report writes the results page (tables and plots) from the
 recorded runs only, so no number is copied by hand.
+
+--from-snapshot boots each guest configuration once and runs every repetition from a
+snapshot taken once the guest waits for commands (docs/mixed.md, "Snapshots and
+migration"): the repetitions start from one state and skip the boot. Each run records
+its mode ("boot" or "snapshot"), and the results page says which were used.
 """
 import argparse
 import collections
@@ -38,6 +43,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import struct
@@ -49,7 +55,8 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
 from guest_image import Cpio  # noqa: E402
-from mixedvm_vm import Guest, VmError, artifact, built_guest, npb_report  # noqa: E402
+from mixedvm_vm import (SERVE_COMMANDS, Guest, VmError, artifact, built_guest,  # noqa: E402
+                        npb_report)
 
 KERNELS = ["ep", "is", "cg", "mg", "ft"]
 
@@ -160,15 +167,17 @@ def run_native(kernel, cls, vcpus, program=None):
     return rec
 
 
-def watch_to_end(g, accel, timeout):
+def watch_to_end(g, accel, timeout, marker="MIXEDVM-END"):
     """Waits for the started guest's end marker, looking at query-vcpu-accel twice a
     second under -accel mixed; returns the last answer (None under another accelerator).
     Raises VmError if QEMU exits first or the guest does not end within timeout."""
     deadline, info = time.monotonic() + timeout, None
-    while "MIXEDVM-END" not in g.serial():
+    # At a line's start: the kernel's command line, printed at boot, names the markers.
+    ended = re.compile(rf"^{marker} rc=", re.M)
+    while not ended.search(g.serial()):
         if time.monotonic() > deadline:
             raise VmError(f"no result within {timeout} s")
-        if g.proc.poll() is not None and "MIXEDVM-END" not in g.serial():
+        if g.proc.poll() is not None and not ended.search(g.serial()):
             raise VmError(f"QEMU exited with {g.proc.returncode} before the guest ended")
         if accel.startswith("mixed"):
             try:
@@ -179,21 +188,87 @@ def watch_to_end(g, accel, timeout):
     return info
 
 
-def run_guest(kernel, cls, vcpus, accel, timeout, program=None, initrd=None):
-    if program:
+class Snapshots:
+    """--from-snapshot: one post-boot snapshot per guest configuration (accelerator,
+    vCPUs, image), taken the first time a run needs it. The guest boots with
+    SERVE_COMMANDS, which waits for command lines on its second serial port; once it
+    waits, the VM is migrated to a file and that QEMU ends. Each run then starts a new
+    QEMU from the file (-incoming file:) and sends it the run's command, so every
+    repetition starts from the same state, and none pays for a boot."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.files = {}     # (accel, vcpus, initrd) -> (path, seconds to boot and save)
+
+    def guest(self, accel, vcpus, initrd, incoming=None):
+        return Guest("npb-snapshot", artifact("qemu"), artifact("kernel"),
+                     initrd or artifact("initrd"), smp=vcpus, memory="2G", accel=accel,
+                     cmd=SERVE_COMMANDS, command_port=True, incoming=incoming)
+
+    def take(self, accel, vcpus, initrd, timeout):
+        key = (accel, vcpus, initrd)
+        if key in self.files:
+            return self.files[key][0]
+        os.makedirs(self.folder, exist_ok=True)
+        path = os.path.join(self.folder, hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+                            + ".state")
+        g = self.guest(accel, vcpus, initrd)
+        t0 = time.monotonic()
+        try:
+            g.start()
+            g.wait_for(r"(?m)^MIXEDVM-SERVING$", timeout)
+            g.qmp.execute("migrate", uri=f"file:{path}")
+            while (st := g.qmp.execute("query-migrate"))["status"] not in (
+                    "completed", "failed", "cancelled"):
+                time.sleep(0.2)
+            if st["status"] != "completed":
+                raise VmError(f"snapshot of {accel}, {vcpus} vCPUs: migration {st['status']}: "
+                              f"{st.get('error-desc', '')}")
+        finally:
+            g.stop()
+            shutil.rmtree(g.dir, ignore_errors=True)
+        self.files[key] = (path, time.monotonic() - t0)
+        return path
+
+    def remove(self):
+        for path, _ in self.files.values():
+            if os.path.exists(path):
+                os.remove(path)
+
+
+def run_guest(kernel, cls, vcpus, accel, timeout, program=None, initrd=None, snapshots=None):
+    cmd = (program.guest_cmd(vcpus) if program else
+           f"npb_{kernel} --class {cls} --threads {vcpus}")
+    rec = {"mode": "snapshot" if snapshots else "boot"}
+    if snapshots:
+        try:
+            path = snapshots.take(accel, vcpus, initrd, timeout)
+        except VmError as e:
+            rec["status"] = f"failed: {e}"
+            return rec
+        g = snapshots.guest(accel, vcpus, initrd, incoming=f"file:{path}")
+    elif program:
         g = Guest(f"npb-{kernel}", artifact("qemu"), artifact("kernel"), initrd, smp=vcpus,
-                  memory="2G", accel=accel, cmd=program.guest_cmd(vcpus))
+                  memory="2G", accel=accel, cmd=cmd)
     else:
-        g = built_guest(f"npb-{kernel}", smp=vcpus, memory="2G", accel=accel,
-                        cmd=f"npb_{kernel} --class {cls} --threads {vcpus}")
+        g = built_guest(f"npb-{kernel}", smp=vcpus, memory="2G", accel=accel, cmd=cmd)
     t0 = time.monotonic()
-    rec = {}
     telemetry = None
     try:
         g.start()
-        info = watch_to_end(g, accel, timeout)
+        if snapshots:
+            while g.qmp.execute("query-status")["status"] != "running":
+                if time.monotonic() - t0 > timeout:
+                    raise VmError("the snapshot did not load")
+                time.sleep(0.05)
+            rec["restore_s"] = time.monotonic() - t0
+            g.send_command(cmd)
+        info = watch_to_end(g, accel, timeout,
+                            "MIXEDVM-RUN-END" if snapshots else "MIXEDVM-END")
         telemetry = info and info["vcpus"]
         rec["wall_s"] = time.monotonic() - t0
+        # Did this QEMU boot the guest? From a snapshot it must not have.
+        rec["console_booted"] = "Run /init as init process" in g.serial()
         rep = parse_report(g.serial())
         rec.update(rep or {})
         rec["status"] = ("verified" if rep and rep["verified"] else
@@ -436,6 +511,11 @@ def report(results, configs, kernels, args, path):
     if when:
         lines += [f"Runs recorded from {when[0]} to {when[-1]}, one guest at a time; the "
                   "runner resumes an interrupted matrix and re-runs only what is missing.", ""]
+    modes = collections.Counter(r.get("mode", "boot") for r in results if r["accel"] != "native")
+    lines += ["Guest runs: " + ", ".join(
+        f"{n} {'from one post-boot snapshot per configuration (--from-snapshot)' if m == 'snapshot' else 'each from a fresh boot'}"
+        for m, n in sorted(modes.items())) + ". From a snapshot, the wall time and the "
+        "telemetry cover the restore and the run, not the boot.", ""]
     names = [c for c, _ in configs]
     lines += ["## NPB time in seconds (mean of verified runs, with the range when there are "
               "several; status shown otherwise)", "",
@@ -453,11 +533,12 @@ def report(results, configs, kernels, args, path):
             cells.append(cell + (f" ({'; '.join(bad)})" if bad else ""))
         lines.append(f"| {k.upper()} | " + " | ".join(cells) + " |")
     lines += [""] + questions(results, configs, kernels)
-    lines += ["", "## Every run", "", "| config | kernel | class | vCPUs | rep | status | NPB s | Mop/s | wall s | KVM vCPU-s | TCG vCPU-s | moves |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Every run", "", "| config | kernel | class | vCPUs | rep | mode | status | NPB s | Mop/s | wall s | KVM vCPU-s | TCG vCPU-s | moves |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         f = lambda key, fmt: (fmt % r[key]) if key in r else "—"  # noqa: E731
-        lines.append(f"| {r['config']} | {r['kernel'].upper()} | {r['class']} | {r['vcpus']} | {r['rep']} | "
+        mode = r.get("mode", "boot") if r["accel"] != "native" else "—"
+        lines.append(f"| {r['config']} | {r['kernel'].upper()} | {r['class']} | {r['vcpus']} | {r['rep']} | {mode} | "
                      f"{r['status']} | {f('seconds', '%.2f')} | {f('mops', '%.1f')} | {f('wall_s', '%.1f')} | "
                      f"{f('kvm_s', '%.1f')} | {f('tcg_s', '%.1f')} | {f('moves', '%d')} |")
     files = plots(results, configs, kernels, os.path.join(os.path.dirname(path), "experiments"))
@@ -478,6 +559,10 @@ def main():
     ap.add_argument("--results", default=os.path.join(ROOT, "build", "experiments", "results.jsonl"))
     ap.add_argument("--report", help="write the results page (e.g. docs/experiments.md); its plots "
                     "need python3-matplotlib, which tools/mixedvm setup installs")
+    ap.add_argument("--from-snapshot", action="store_true",
+                    help="boot each guest configuration once, snapshot it once it waits for "
+                    "commands, and run every repetition from that snapshot (-incoming file:) "
+                    "instead of booting; the results record the mode")
     ap.add_argument("--program", action="append", default=[], metavar="'NAME=PATH [ARGS...]'",
                     help="a static program of your own that prints NPB's summary (see above); "
                     "repeatable; --kernels '' runs only these")
@@ -511,12 +596,14 @@ def main():
     todo = [r for r in runs if (r[0], r[2], r[3], r[4], r[5]) not in done]
     print(f"npb_runner: {len(runs)} runs, {len(runs) - len(todo)} already recorded, {len(todo)} to do")
     t0 = time.monotonic()
+    snapshots = Snapshots(os.path.join(os.path.dirname(args.results), "snapshots")) \
+        if args.from_snapshot else None
     with open(args.results, "a") as out:
         for i, (name, accel, k, cls, v, rep) in enumerate(todo):
             progress(i, len(todo), t0, f"{k.upper()} class {cls}, {v} vCPUs, {name}, rep {rep}")
             program = programs.get(k)
             rec = (run_native(k, cls, v, program) if accel is None else
-                   run_guest(k, cls, v, accel, args.timeout, program, initrd))
+                   run_guest(k, cls, v, accel, args.timeout, program, initrd, snapshots))
             rec.update({"config": name, "accel": accel or "native", "kernel": k, "class": cls,
                         "vcpus": v, "rep": rep, "when": time.strftime("%Y-%m-%dT%H:%M:%S")})
             out.write(json.dumps(rec) + "\n")
@@ -524,6 +611,8 @@ def main():
         if todo:
             progress(len(todo), len(todo), t0, "done")
             print()
+    if snapshots:
+        snapshots.remove()
     results = [r for r in load(args.results).values()
                if (r["config"], r["kernel"], r["class"], r["vcpus"], r["rep"]) in
                {(a, c, d, e, f) for a, _, c, d, e, f in runs}]

@@ -608,12 +608,7 @@ static void mixed_do_after_put(CPUState *cpu, run_on_cpu_data loaded)
 
     mixed_x86_read_tsc_offset(cpu);
     if (loaded.host_int) {
-        /*
-         * loadvm or an incoming migration wrote guest RAM behind KVM's
-         * back, page tables included: KVM must forget what it derived from
-         * them before this vCPU enters it (a shadow-MMU zap, or a TLB flush).
-         */
-        mixed_tlb_flushed(cpu);
+        mixed_x86_loaded(cpu);
     }
     if (mixed_vcpu_state_backend(mv->state) == VCPU_ACCEL_KVM) {
         /* KVM now holds the reset state, without any tripwire. */

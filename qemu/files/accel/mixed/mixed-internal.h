@@ -211,6 +211,7 @@ bool mixed_x86_tcg_to_kvm(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
 bool mixed_x86_in_user_mode(CPUState *cpu);
 bool mixed_x86_event_pending(CPUState *cpu, bool *deliverable);
 void mixed_x86_read_tsc_offset(CPUState *cpu);
+void mixed_x86_loaded(CPUState *cpu);
 bool mixed_x86_check_cpu(CPUState *cpu, Error **errp);
 bool mixed_x86_vcpu_init(CPUState *cpu, Error **errp);
 

@@ -17,7 +17,8 @@
  *    It is registered by this QEMU whatever its accelerator and sent only by
  *    a mixed source: a -accel tcg QEMU of this tree loads a mixed VM (and says
  *    what it drops), a -accel kvm QEMU refuses it, and a mixed destination
- *    restores the placement and the policy.
+ *    restores the placement and the policy. -accel tcg keeps the guest's TSC
+ *    timeline across both directions (mixed_tcg_vm_state_change).
  *
  *  - KVM's dirty log serves two readers: QEMU's migration and mixed's code
  *    coherence (mixed-coherence.c, "Sharing KVM's dirty log").
@@ -49,6 +50,8 @@
 #include "trace.h"
 
 uint64_t mixed_loads;
+/* -accel tcg loaded a mixed stream: rebase its TSC at the start (below) */
+static bool mixed_tcg_rebase_tsc;
 
 /* ------------------------------------------------------------------------
  * The VM stops: every vCPU off KVM, one TSC reading
@@ -348,6 +351,7 @@ static int mixed_stream_post_load(void *opaque, int version_id)
     }
     mixed_loads++;
     if (!mixed_enabled()) {
+        mixed_tcg_rebase_tsc = true;
         info_report("mixed: this VM ran under -accel mixed, policy %s%s%s%s%s; "
                     "here every vCPU runs on TCG", st->policy,
                     st->params[0] ? " " : "", st->params,
@@ -388,9 +392,39 @@ static const VMStateDescription vmstate_mixed = {
     },
 };
 
+/*
+ * -accel tcg of this build, for VMs that move between it and mixed. TCG
+ * keeps its guest TSC as its own elapsed ticks (+ env->tsc_offset, which is
+ * SVM's and 0 under mixed's models), and migrates those ticks, not env->tsc;
+ * mixed keeps it as host TSC + KVM's offset and migrates env->tsc. So TCG
+ * records env->tsc when it stops, as mixed does, and a TCG destination of a
+ * mixed stream rebases its TSC onto the stream's env->tsc when it starts.
+ */
+static void mixed_tcg_vm_state_change(void *opaque, bool running,
+                                      RunState state)
+{
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        CPUX86State *env = cpu_env(cpu);
+
+        if (!running) {
+            env->tsc = cpu_get_tsc(env) + env->tsc_offset;
+        } else if (mixed_tcg_rebase_tsc) {
+            env->tsc_offset = env->tsc - cpu_get_tsc(env);
+        }
+    }
+    if (running) {
+        mixed_tcg_rebase_tsc = false;
+    }
+}
+
 static void mixed_register_section(Notifier *n, void *data)
 {
     vmstate_register(NULL, 0, &vmstate_mixed, &mixed_stream);
+    if (!mixed_enabled() && tcg_enabled()) {
+        qemu_add_vm_change_state_handler(mixed_tcg_vm_state_change, NULL);
+    }
 }
 
 static Notifier mixed_section_notifier = { .notify = mixed_register_section };

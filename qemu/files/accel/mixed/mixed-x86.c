@@ -441,6 +441,20 @@ static int mixed_x86_sync_kvm_tlb(CPUState *cs)
     return ret;
 }
 
+/*
+ * A VM state was loaded (loadvm, an incoming migration) and KVM's put is
+ * done. The load wrote guest RAM behind KVM's back, page tables included:
+ * KVM must forget what it derived from them before this vCPU enters it (a
+ * shadow-MMU zap, or a TLB flush). KVM's put set the guest TSC from
+ * env->tsc; a stream from -accel tcg also carries TCG's own TSC offset
+ * (mixed-migration.c), which mixed's TCG vCPUs must not add on top.
+ */
+void mixed_x86_loaded(CPUState *cs)
+{
+    mixed_tlb_flushed(cs);
+    cpu_env(cs)->tsc_offset = 0;
+}
+
 static void mixed_x86_arm_tripwire(CPUState *cs)
 {
     AccelCPUState *mv = cs->accel;
