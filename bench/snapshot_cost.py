@@ -15,7 +15,8 @@ Two measurements, each repeated --reps times:
    into its tmpfs after boot, so neither zero pages nor compression help): how long
    migrate to a file takes (save), how long -incoming file: takes until the VM runs
    (restore), and how long a live precopy migration to a second QEMU on this host takes
-   (unix socket), with its downtime as QEMU reports it.
+   (unix socket), with its downtime as QEMU reports it. QEMU caps a migration at
+   max-bandwidth, 128 MiB/s unless --max-bandwidth says otherwise (0: no cap).
 
 Prints one line per figure: median, minimum and maximum over the repetitions; --json
 writes every sample. Under -accel mixed the guest keeps mixed's default placement.
@@ -121,7 +122,9 @@ def big_guest(args, folder, samples):
         try:
             src.start()
             src.wait_for(READY, 600)
-            check_rc(src, f"dd if=/dev/urandom of=/tmp/fill bs=1M count={args.fill_mb} "
+            # the guest's /tmp is a tmpfs of half its RAM: room for the data first
+            check_rc(src, f"mount -o remount,size={args.fill_mb + 64}M /tmp && "
+                     f"dd if=/dev/urandom of=/tmp/fill bs=1M count={args.fill_mb} "
                      "2>/dev/null && md5sum /tmp/fill > /tmp/fill.md5", 1800)
             # live: to a second QEMU waiting on a unix socket
             sock = os.path.join(folder, f"live-{rep}.sock")
@@ -129,6 +132,10 @@ def big_guest(args, folder, samples):
             dst.start()
             while not os.path.exists(sock):
                 time.sleep(0.05)
+            for g in (src, dst):
+                if args.max_bandwidth is not None:
+                    g.qmp.execute("migrate-set-parameters",
+                                  **{"max-bandwidth": args.max_bandwidth})
             t0 = time.monotonic()
             src.qmp.execute("migrate", uri=f"unix:{sock}")
             st = wait_migration(src.qmp)
@@ -166,6 +173,9 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--memory", default="2G")
     ap.add_argument("--fill-mb", type=int, default=1024)
+    ap.add_argument("--max-bandwidth", type=int,
+                    help="the big guest's migrations: QEMU's max-bandwidth in bytes/s "
+                    "(default QEMU's, 128 MiB/s; 0 = unlimited)")
     ap.add_argument("--skip", default="", help="per-run or big-guest")
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -179,7 +189,9 @@ def main():
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"snapshot_cost: -accel {args.accel}, -smp {args.smp}, -m {args.memory}, "
-          f"{args.fill_mb} MiB of data in the big guest, {args.reps} repetitions")
+          f"{args.fill_mb} MiB of data in the big guest, max-bandwidth "
+          f"{'QEMU default' if args.max_bandwidth is None else args.max_bandwidth}, "
+          f"{args.reps} repetitions")
     print(f"{'figure':<22} {'median':>10} {'min':>10} {'max':>10}")
     for name, vals in samples.items():
         print(f"{name:<22} {statistics.median(vals):>10.3f} {min(vals):>10.3f} "

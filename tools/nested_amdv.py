@@ -57,9 +57,10 @@ mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs 
 mkdir -p /tmp
 for m in irqbypass kvm ccp kvm-amd; do insmod /mod/$m.ko || echo "L1: insmod $m failed"; done
 [ -c /dev/kvm ] && echo "L1: /dev/kvm is up" || echo "L1: no /dev/kvm"
-# L2's QEMU; the rest of its arguments (accelerator, serial ports, monitors) follow
+# L2's QEMU; the rest of its arguments (accelerator, serial ports, monitors) follow;
+# $L2_WRAP, if set, runs it (a scenario's "taskset -c 0")
 l2() {
-    /opt/qemu -L /fw -nodefaults -display none -no-reboot -machine q35 "$@" \\
+    $L2_WRAP /opt/qemu -L /fw -nodefaults -display none -no-reboot -machine q35 "$@" \\
         -kernel /l2/vmlinuz -initrd /l2/initrd.img -append "$(cat /l2/append)"
 }
 if [ -f /l2/script ]; then

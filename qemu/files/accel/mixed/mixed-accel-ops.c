@@ -626,8 +626,15 @@ static void mixed_synchronize_post_reset(CPUState *cpu)
 
 static void mixed_synchronize_post_init(CPUState *cpu)
 {
+    /* Also at start-up; a load runs in one of these two states. */
+    bool loaded = runstate_check(RUN_STATE_INMIGRATE) ||
+                  runstate_check(RUN_STATE_RESTORE_VM);
+
+    if (loaded && cpu == first_cpu) {
+        mixed_loads++;
+    }
     kvm_cpu_synchronize_post_init(cpu);
-    run_on_cpu(cpu, mixed_do_after_put, RUN_ON_CPU_HOST_INT(true));
+    run_on_cpu(cpu, mixed_do_after_put, RUN_ON_CPU_HOST_INT(loaded));
 }
 
 static bool mixed_supports_guest_debug(void)

@@ -349,7 +349,6 @@ static int mixed_stream_post_load(void *opaque, int version_id)
         error_report_err(err);
         return -EINVAL;
     }
-    mixed_loads++;
     if (!mixed_enabled()) {
         mixed_tcg_rebase_tsc = true;
         info_report("mixed: this VM ran under -accel mixed, policy %s%s%s%s%s; "
@@ -403,20 +402,36 @@ static const VMStateDescription vmstate_mixed = {
 static void mixed_tcg_vm_state_change(void *opaque, bool running,
                                       RunState state)
 {
+    uint64_t latest = 0;
     CPUState *cpu;
 
+    if (!running) {
+        CPU_FOREACH(cpu) {
+            CPUX86State *env = cpu_env(cpu);
+
+            env->tsc = cpu_get_tsc(env) + env->tsc_offset;
+        }
+        return;
+    }
+    if (!mixed_tcg_rebase_tsc) {
+        return;
+    }
+    /*
+     * One offset for every vCPU, from the latest TSC in the stream, as KVM's
+     * own TSC synchronisation makes of host writes this close. On a host
+     * whose TSC is unstable, the stream's vCPUs can differ by milliseconds
+     * (KVM moved its offsets after mixed read them), which a TCG guest
+     * would otherwise keep for good.
+     */
+    CPU_FOREACH(cpu) {
+        latest = MAX(latest, cpu_env(cpu)->tsc);
+    }
     CPU_FOREACH(cpu) {
         CPUX86State *env = cpu_env(cpu);
 
-        if (!running) {
-            env->tsc = cpu_get_tsc(env) + env->tsc_offset;
-        } else if (mixed_tcg_rebase_tsc) {
-            env->tsc_offset = env->tsc - cpu_get_tsc(env);
-        }
+        env->tsc_offset = latest - cpu_get_tsc(env);
     }
-    if (running) {
-        mixed_tcg_rebase_tsc = false;
-    }
+    mixed_tcg_rebase_tsc = false;
 }
 
 static void mixed_register_section(Notifier *n, void *data)
