@@ -631,7 +631,7 @@ static void mixed_synchronize_post_init(CPUState *cpu)
                   runstate_check(RUN_STATE_RESTORE_VM);
 
     if (loaded && cpu == first_cpu) {
-        mixed_loads++;
+        mixed_migration_loaded();
     }
     kvm_cpu_synchronize_post_init(cpu);
     run_on_cpu(cpu, mixed_do_after_put, RUN_ON_CPU_HOST_INT(loaded));

@@ -252,6 +252,7 @@ void mixed_vcpu_park(CPUState *cpu);
 /* mixed-migration.c: snapshots and migration (docs/mixed.md) */
 void mixed_migration_init(MixedState *s);
 extern uint64_t mixed_loads;    /* VM states loaded since this QEMU started */
+void mixed_migration_loaded(void);
 
 /* mixed-cpu.c: the -cpu option under which -accel tcg shows this guest CPU */
 char *mixed_x86_tcg_cpu_option(CPUState *cpu);

@@ -50,6 +50,7 @@
 #include "trace.h"
 
 uint64_t mixed_loads;
+static bool mixed_load_counted;     /* since the VM last ran */
 /* -accel tcg loaded a mixed stream: rebase its TSC at the start (below) */
 static bool mixed_tcg_rebase_tsc;
 
@@ -62,6 +63,19 @@ static void mixed_do_park(CPUState *cpu, run_on_cpu_data d)
     mixed_vcpu_park(cpu);
 }
 
+/*
+ * A VM state was loaded and put (vCPU 0's post-init). QEMU puts it twice
+ * for an incoming migration (qemu_loadvm_state, then
+ * process_incoming_migration_bh): count the load once, until the VM runs.
+ */
+void mixed_migration_loaded(void)
+{
+    if (!mixed_load_counted) {
+        mixed_loads++;
+        mixed_load_counted = true;
+    }
+}
+
 static void mixed_vm_state_change(void *opaque, bool running, RunState state)
 {
     MixedState *s = opaque;
@@ -70,6 +84,7 @@ static void mixed_vm_state_change(void *opaque, bool running, RunState state)
     int parked = 0;
 
     if (running) {
+        mixed_load_counted = false;
         return;
     }
     CPU_FOREACH(cpu) {
