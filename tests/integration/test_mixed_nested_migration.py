@@ -7,7 +7,8 @@ no /dev/kvm needed): docs/mixed.md, "Snapshots and migration".
 Each scenario is one L1 with several L2 QEMUs (nested_amdv.run_nested_scenario). The
 guest, unmodified, runs the same self-checking workload throughout: rounds of torture's
 clock (one TSC timeline across vCPUs), atomics, ptchurn (page tables written on one
-backend, used on the other) and ipi, and selfcheck, for a fixed guest time. Every round
+backend, used on the other) and ipi, and selfcheck, for a fixed guest time (live and tcg
+leave some out, and say why). Every round
 must pass, on each side of every boundary, and the guest kernel must report no trouble.
 Every stream holds vCPU 0 placed on KVM and vCPU 1 on TCG; otherwise both run on KVM,
 because an L2 vCPU on TCG is TCG inside TCG, where a torture round takes minutes.
@@ -289,10 +290,17 @@ LIVE_SCRIPT = "\n".join([
     "wait $QEMU3; echo \"L1: L2's QEMU exited rc=$?\"", ""])
 
 
+# No clock here: under the storm a vCPU flips every 0.3 s, and on the emulated host, whose
+# TSC is unstable, KVM moves a vCPU's TSC offset after mixed read it, so a TCG vCPU's TSC
+# can trail a KVM vCPU's by milliseconds (CI, 2026-12-05: one read 2.6 ms behind). mixed
+# offers no invtsc on such a host (docs/mixed.md, "Snapshots and migration").
+LIVE_WORKLOAD = workload(180, "atomics ptchurn ipi")
+
+
 def live_driver(sc):
     src = sc.monitor(2)
     dst = sc.monitor(3)
-    sc.wait_console(r"^TORTURE clock PASS")
+    sc.wait_console(r"^TORTURE atomics PASS")
     res = {"flips": 0, "refused": []}
     # A move still in flight when the migration starts.
     src.execute("vcpu-set-accel", **{"cpu-index": 1, "accel": "tcg", "wait": False})
@@ -333,7 +341,7 @@ def live_driver(sc):
 
 
 def test_live():
-    res = scenario("live", LIVE_SCRIPT, live_driver, workload(180))
+    res = scenario("live", LIVE_SCRIPT, live_driver, LIVE_WORKLOAD)
     print(f"  live: {res['migrate']['status']} in {res['migrate_s']:.1f} s, "
           f"{res['flips']} flips during it, {len(res['refused'])} refused "
           f"({res['refused'][:1]}); source {res['source_placement']}, destination "

@@ -94,7 +94,8 @@ static inline MixedState *mixed_state(void)
  *                                             to deliver, (PVM) guest in user mode
  *                            TCG_ONLY         KVM refused the move's state
  *  ON_KVM       KVM          ON_TCG           a move: placed on TCG, an event
- *                                             to deliver, gdb attached; a reset
+ *                                             to deliver, gdb attached, the VM
+ *                                             stopped (mixed_vcpu_park); a reset
  *                            KVM_EXITED       KVM handed it back (kvm_exit says
  *                                             why): a PVM tripwire (kernel
  *                                             entry), an emulation failure, a
