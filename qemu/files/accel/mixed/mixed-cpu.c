@@ -746,9 +746,11 @@ bool mixed_x86_pin_tsc_frequency(CPUState *cs, Error **errp)
  * The -cpu option under which a -accel tcg QEMU of this tree shows the guest
  * this vCPU's CPU: the model, then every named bit of every feature word the
  * guest sees (mixed_stream_compared_word's), on or off, and the identity.
- * TCG warns about, and drops, the few that it cannot offer (invtsc).
+ * TCG warns about, and drops, the few that it cannot offer (invtsc). Built
+ * once: the guest CPU is fixed once realized, and query-vcpu-accel, which
+ * benches poll twice a second, returns it.
  */
-char *mixed_x86_tcg_cpu_option(CPUState *cs)
+static char *mixed_x86_build_tcg_cpu_option(CPUState *cs)
 {
     X86CPU *cpu = X86_CPU(cs);
     CPUX86State *env = &cpu->env;
@@ -794,4 +796,14 @@ char *mixed_x86_tcg_cpu_option(CPUState *cs)
                                env->tsc_khz * 1000);
     }
     return g_string_free(opt, false);
+}
+
+const char *mixed_x86_tcg_cpu_option(CPUState *cs)
+{
+    static char *option;
+
+    if (!option) {
+        option = mixed_x86_build_tcg_cpu_option(cs);
+    }
+    return option;
 }

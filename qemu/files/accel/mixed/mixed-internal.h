@@ -256,7 +256,7 @@ extern uint64_t mixed_loads;    /* VM states loaded since this QEMU started */
 void mixed_migration_loaded(void);
 
 /* mixed-cpu.c: the -cpu option under which -accel tcg shows this guest CPU */
-char *mixed_x86_tcg_cpu_option(CPUState *cpu);
+const char *mixed_x86_tcg_cpu_option(CPUState *cpu);
 bool mixed_x86_pin_tsc_frequency(CPUState *cpu, Error **errp);
 
 #endif /* ACCEL_MIXED_INTERNAL_H */

@@ -175,7 +175,7 @@ static int mixed_stream_pre_save(void *opaque)
 {
     MixedStream *st = opaque;
     MixedState *s = mixed_state();
-    g_autofree char *tcg_cpu = mixed_x86_tcg_cpu_option(first_cpu);
+    const char *tcg_cpu = mixed_x86_tcg_cpu_option(first_cpu);
     CPUState *cpu;
 
     st->nr_vcpus = current_machine->smp.max_cpus;

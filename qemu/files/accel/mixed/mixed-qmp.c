@@ -70,7 +70,7 @@ MixedAccelInfo *qmp_query_vcpu_accel(bool has_kvm_stats, bool kvm_stats,
                                 s->user_cpuid_trap ? "trap" : "host");
     info->policy = g_strdup(mixedvm_sched_policy(s->sched));
     info->loads = mixed_loads;
-    info->tcg_cpu = mixed_x86_tcg_cpu_option(first_cpu);
+    info->tcg_cpu = g_strdup(mixed_x86_tcg_cpu_option(first_cpu));
     tail = &info->vcpus;
     CPU_FOREACH(cpu) {
         AccelCPUState *mv = cpu->accel;
