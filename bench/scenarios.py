@@ -191,13 +191,14 @@ def load(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def run_matrix(chosen, reps, timeout, results_path):
+def run_matrix(chosen, reps, timeout, results_path, only_configs=None, scale=1.0):
     done = {(r["scenario"], r["config"], r["rep"]) for r in load(results_path)}
     todo = []
     for rep in range(reps):
         for sc in chosen:
-            configs = configurations(sc.smp)
-            shift = rep % len(configs)
+            configs = [c for c in configurations(sc.smp)
+                       if not only_configs or c[0] in only_configs]
+            shift = rep % len(configs) if configs else 0
             for name, accel in configs[shift:] + configs[:shift]:
                 if (sc.name, name, rep) not in done:
                     todo.append((rep, sc, name, accel))
@@ -211,7 +212,7 @@ def run_matrix(chosen, reps, timeout, results_path):
         npb_runner.progress(i, len(todo), t0, f"{sc.name} {name} rep {rep}")
         trace = os.path.join(traces, f"{sc.name}-{name.replace('=', '')}-{rep}.csv")
         rec = run_one(sc, f"{accel},trace-file={trace}", timeout)
-        rec.update(scenario=sc.name, config=name, rep=rep, smp=sc.smp, accel=accel,
+        rec.update(scenario=sc.name, config=name, rep=rep, smp=sc.smp, accel=accel, scale=scale,
                    trace_file=trace if os.path.exists(trace) else None,
                    when=datetime.datetime.now().isoformat(timespec="seconds"))
         with open(results_path, "a") as f:
@@ -355,6 +356,9 @@ def main():
     ap.add_argument("--results", default=os.path.join(ROOT, "build", "scenarios.jsonl"))
     ap.add_argument("--report", help="write the results page (markdown) here")
     ap.add_argument("--no-run", action="store_true", help="only write the report")
+    ap.add_argument("--configs", help="run only these configurations (comma-separated: "
+                    "tcg-only, kvm=0, kvm-only, hot-tcg...); bench/host_costs.py measure "
+                    "runs its fit set so")
     args = ap.parse_args()
     everything = scenarios(args.scale)
     names = [s.name for s in everything]
@@ -363,6 +367,11 @@ def main():
         if n not in names:
             sys.exit(f"scenarios: unknown scenario {n!r}; known: {', '.join(names)}")
         chosen.append(everything[names.index(n)])
+    only_configs = set(args.configs.split(",")) if args.configs else None
+    known = {n for sc in chosen for n, _ in configurations(sc.smp)}
+    if only_configs and not only_configs <= known:
+        sys.exit(f"scenarios: unknown configuration(s) {', '.join(sorted(only_configs - known))}; "
+                 f"known: {', '.join(sorted(known))}")
     if args.reps < 1 or args.scale <= 0 or args.timeout <= 0:
         sys.exit("scenarios: --reps, --scale and --timeout must be positive")
     if not args.no_run:
@@ -370,7 +379,7 @@ def main():
         if why:
             print(f"scenarios: needs KVM: {why}", file=sys.stderr)
             return 77
-        run_matrix(chosen, args.reps, args.timeout, args.results)
+        run_matrix(chosen, args.reps, args.timeout, args.results, only_configs, args.scale)
     results = load(args.results)
     summaries = report(chosen, results, sys.argv[1:], args.report or os.devnull)
     for s in summaries:

@@ -58,4 +58,48 @@ SimResult Simulate(const HostModel& host, const std::vector<Phase>& phases,
                    std::unique_ptr<Policy> policy, std::vector<Backend> initial,
                    double period_s = 0.1);
 
+// Fixed work, for makespans (bench/scenarios.py's scenarios): what one vCPU must
+// do, one segment after another, counted in what the workload is, not in time.
+struct Segment {
+  double user_s = 0;      // user code, in native seconds
+  double stints = 0;      // kernel stints: system calls, sleeps
+  double halt_s = 0;      // halted per stint (a sleep's wait)
+  double tcg_slowdown = 10;
+  bool mark = false;      // no work: the timed part begins here (NPB times its
+                          // kernel, not its initialisation)
+};
+
+// What a host charges for that work: a per-host cost file (bench/host_costs.py,
+// which a host report fills from its own measurements).
+struct HostCosts {
+  bool kvm_runs_kernel = false;
+  double entry_tcg_s = 21e-6;    // one kernel stint on TCG, from user mode and back
+  // One kernel stint of a vCPU placed on KVM, alone on KVM: its two moves, the
+  // kernel code on TCG, and the shadow pages its zap makes KVM rebuild.
+  double entry_kvm_s = 511e-6;
+  double round_trip_s = 110e-6;  // the moves' part of it
+  // What a zap costs beyond that per other vCPU placed on KVM: the zapper waits
+  // for it, and, if it is running guest code there, it loses as much.
+  double zap_wait_s = 154e-6;
+  double zaps_per_stint = 1;     // 1 where the guest isolates its page tables (PVM, PTI)
+  double native_ips = 1e9;       // gives the policies TCG instruction counts
+};
+
+struct WorkResult {
+  SimResult sim;                 // counters, as Simulate's
+  std::vector<double> done_s;    // when each vCPU finished its work
+  // From the last vCPU's mark, if the work has marks, else from the start, to the
+  // last vCPU's end: what the bench measures.
+  double makespan_s = 0;
+};
+
+// Runs each vCPU's `work` to its end under `policy` (deciding every `period_s`);
+// a vCPU with no work, or done with it, is halted. The VM idles `idle_before_s`
+// first (booted, waiting for the work), which the makespan leaves out. Stops at
+// `limit_s`.
+WorkResult SimulateWork(const HostCosts& host, const std::vector<std::vector<Segment>>& work,
+                        std::unique_ptr<Policy> policy, std::vector<Backend> initial,
+                        double period_s = 0.1, double limit_s = 3600,
+                        double idle_before_s = 1);
+
 }  // namespace mixedvm

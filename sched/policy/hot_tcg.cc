@@ -45,9 +45,11 @@
 //   slowed more than s says, and memory-bound code less.
 // - X assumes a zap costs every KVM vCPU `zap-us`; the rebuild is really
 //   proportional to the pages each of them touches next, and `zap-us` is the
-//   host's: 50 us by default, about 320 us on the PVM host of 2026-12-04 with
-//   page-table isolation (docs/scheduler.md). With the default there, a
-//   syscall-bound vCPU still looks like user work and stays on KVM.
+//   host's: the default, 380 us, is the rebuild per kernel entry of the PVM host
+//   of 2026-12-04 with page-table isolation (bench/hosts/pvm-2026-12-04.toml).
+//   Set below the host's, the rebuild reads as user work: a syscall-bound vCPU
+//   looks like compute and stays on KVM (the simulator loses `phases` below
+//   about 250 us on that host's costs; docs/scheduler.md).
 // - It treats the vCPUs as independent: two threads that wait for each other
 //   (a barrier, a lock) gain from the slower one's speed-up more than it says.
 // - Behaviour that alternates faster than the period averages out.
@@ -220,7 +222,7 @@ class HotTcgPolicy final : public Policy {
   double budget_ = 2;
   double default_slowdown_ = 10;
   double default_move_us_ = 60;
-  double zap_us_ = 50;
+  double zap_us_ = 380;  // the PVM host of 2026-12-04: bench/hosts/pvm-2026-12-04.toml
   double alpha_ = 0.5;
   double phase_ = 4;
   std::vector<VcpuState> state_;
