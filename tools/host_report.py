@@ -251,7 +251,7 @@ def run_tests(run):
     return results
 
 
-def bench_list(quick):
+def bench_list(quick, out):
     seconds = "5" if quick else "15"
     benches = [("move_latency", ["bench/move_latency.py", "--seconds", seconds], 600),
                ("policy_cost", ["bench/spec.py", "policy", "build/bench/bench_policy"], 300)]
@@ -259,12 +259,15 @@ def bench_list(quick):
                                   f"npb_ep --class {'W' if quick else 'A'}"], 900))
     if not quick:
         benches.append(("coherence_cost", ["bench/coherence_cost.py", "--reps", "1"], 1200))
+        # The host's cost file for the simulator (bench/hosts/ keeps one per host).
+        benches.append(("host_costs", ["bench/host_costs.py", "measure", "--out",
+                                       os.path.join(out, "costs.toml")], 1800))
     return benches
 
 
 def run_benches(run):
     results = []
-    for name, argv, timeout in bench_list(run.quick):
+    for name, argv, timeout in bench_list(run.quick, run.out):
         if run.left() < 120:
             run.note_skip(f"bench {name}", "out of time")
             continue

@@ -115,5 +115,29 @@ with tempfile.TemporaryDirectory() as d:
     check(abs(fig["scenarios.hot_tcg_over_best_fixed"] - 4.1 / 3.5) < 1e-9,
           "SPEC figure: the worst hot-tcg / best ratio")
 
+# Overcommit: the same NPB kernel at -smp 2 and -smp 4, per configuration both ran.
+npb = (runs("npb-cg-smp2", {"kvm-only": [1.5, 1.6, 1.7], "tcg-only": [7.0]})
+       + runs("npb-cg-smp4", {"kvm-only": [4.0], "tcg-only": [10.5], "hot-tcg": [3.0]})
+       + runs("npb-ep-smp2", {"kvm-only": [27.0]}))
+over = {(k, c): x for k, c, _, _, x in scenarios.overcommit(npb)}
+check(abs(over[("npb-cg", "kvm-only")] - 4.0 / 1.6) < 1e-9 and
+      abs(over[("npb-cg", "tcg-only")] - 1.5) < 1e-9,
+      f"overcommit: smp4 median over smp2 median per configuration ({over})")
+check(("npb-cg", "hot-tcg") not in over and not any(k == "npb-ep" for k, _ in over),
+      "overcommit: no ratio without both sizes")
+
+# The PVM host's recorded runs (2026-12-04): the verdicts its page showed.
+pvm = scenarios.load(os.path.join(HERE, "..", "data", "pvm-2026-12-04",
+                                  "scenarios-synthetic-pti-scale0.5.jsonl"))
+got = {s.name: scenarios.summarise(s, pvm) for s in scenarios.scenarios(0.5)
+       if s.name in ("compute-syscalls", "phases", "timer-compute", "idle")}
+check(got["phases"]["best"] == "tcg-only" and abs(got["phases"]["hot_over_best"] - 2.17) < 0.01,
+      "PVM data: phases best fixed tcg-only, hot-tcg 2.17x")
+check(not got["phases"]["verdicts"]["strictly better than every fixed placement"],
+      "PVM data: phases missed 'strictly better'")
+check(got["timer-compute"]["verdicts"]["within 10% of the best fixed placement"] and
+      not got["idle"]["verdicts"]["within 10% of the best fixed placement"],
+      "PVM data: timer-compute met 10%, idle missed it (1.16x)")
+
 print(f"{len(failures)} failed" if failures else "all passed")
 sys.exit(1 if failures else 0)
