@@ -3,7 +3,8 @@
 
     bench/scenarios.py [--scenarios LIST|all] [--reps 3] [--scale 1.0] [--timeout 600]
                        [--results build/scenarios.jsonl] [--report docs/scenarios.md]
-    bench/scenarios.py --report docs/scenarios.md --results FILE    (tables only, no runs)
+    bench/scenarios.py --no-run --report docs/scenarios.md --results FILE[#NAME+NAME][,FILE...]
+                                                                     (tables only, no runs)
 
 A scenario is a guest with a fixed amount of work on each vCPU. Its figure is the
 makespan: the seconds until the last vCPU finished its work, as the guest programs
@@ -184,6 +185,20 @@ def run_one(sc, accel, timeout):
     return rec
 
 
+def load_pages(spec):
+    """Recorded runs from a --results value for --no-run: paths separated by commas, each
+    optionally PATH#NAME+NAME to take only those scenarios from it (two hosts' or two
+    settings' runs on one page, each scenario from one of them)."""
+    out = []
+    for part in spec.split(","):
+        path, _, names = part.partition("#")
+        if not os.path.exists(path):
+            sys.exit(f"scenarios: no results file {path}")
+        keep = set(names.split("+")) if names else None
+        out += [r for r in load(path) if keep is None or r["scenario"] in keep]
+    return out
+
+
 def load(path):
     if not os.path.exists(path):
         return []
@@ -213,6 +228,7 @@ def run_matrix(chosen, reps, timeout, results_path, only_configs=None, scale=1.0
         trace = os.path.join(traces, f"{sc.name}-{name.replace('=', '')}-{rep}.csv")
         rec = run_one(sc, f"{accel},trace-file={trace}", timeout)
         rec.update(scenario=sc.name, config=name, rep=rep, smp=sc.smp, accel=accel, scale=scale,
+                   host=f"{HOST_CORES} cores, Linux {platform.release()}",
                    trace_file=trace if os.path.exists(trace) else None,
                    when=datetime.datetime.now().isoformat(timespec="seconds"))
         with open(results_path, "a") as f:
@@ -267,6 +283,18 @@ def summarise(sc, results):
     return s
 
 
+def host_of(results):
+    """The runs' host as they recorded it; runs before 2026-12-05 did not record it."""
+    seen = {r["host"] for r in results if r.get("host")}
+    if len(seen) == 1:
+        return seen.pop()
+    if seen:
+        return "runs from several hosts: " + "; ".join(sorted(seen))
+    if results:
+        return "not recorded by the runs"
+    return f"{HOST_CORES} cores, Linux {platform.release()}"
+
+
 def kvm_kind(results):
     """What the runs' KVM was, as mixed's start-up probe told query-vcpu-accel."""
     seen = {r["kvm_runs_kernel"] for r in results if "kvm_runs_kernel" in r}
@@ -298,7 +326,7 @@ def report(chosen, results, args, path):
              "bench's opening comment.",
              "",
              f"Command: `bench/scenarios.py {' '.join(shlex.quote(a) for a in args)}`  ",
-             f"Host: {HOST_CORES} cores, Linux {platform.release()}, "
+             f"Host: {host_of(results)}, "
              f"{kvm_kind(results)}; "
              f"runs from {min((r['when'] for r in results), default='-')} "
              f"to {max((r['when'] for r in results), default='-')}.",
@@ -407,7 +435,7 @@ def main():
             print(f"scenarios: needs KVM: {why}", file=sys.stderr)
             return 77
         run_matrix(chosen, args.reps, args.timeout, args.results, only_configs, args.scale)
-    results = load(args.results)
+    results = load_pages(args.results) if args.no_run else load(args.results)
     summaries = report(chosen, results, sys.argv[1:], args.report or os.devnull)
     for s in summaries:
         if s["complete"]:
