@@ -450,6 +450,7 @@ MIXED_SWITCH_PROPERTY(kvm_exclusive)
 MIXED_SWITCH_PROPERTY(tcg_atomics)
 MIXED_SWITCH_PROPERTY(tsc_sync)
 MIXED_SWITCH_PROPERTY(event_exit)
+MIXED_SWITCH_PROPERTY(lazy_put)
 
 static const struct {
     const char *name;
@@ -469,6 +470,9 @@ static const struct {
       "TCG vCPUs read KVM's TSC timeline" },
     { "x-event-exit", mixed_get_event_exit, mixed_set_event_exit,
       "a pending interrupt takes a vCPU off KVM so that TCG delivers it" },
+    { "x-lazy-put", mixed_get_lazy_put, mixed_set_lazy_put,
+      "move-path candidate (off by default): a move into KVM writes only the "
+      "state TCG changed since it left KVM" },
 };
 
 /* TCG's: every vCPU runs on TCG while gdb is attached (mixed_gdb_hold). */

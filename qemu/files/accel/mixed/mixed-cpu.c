@@ -558,6 +558,8 @@ bool mixed_x86_vcpu_init(CPUState *cs, Error **errp)
         g_malloc0(sizeof(*table) + 256 * sizeof(table->entries[0]));
     int i, ret;
 
+    /* x-lazy-put: target/i386/kvm keeps what KVM holds of each vCPU */
+    kvm_put_only_changes = mixed_state()->lazy_put;
     table->nent = 256;
     ret = kvm_vcpu_ioctl(cs, KVM_GET_CPUID2, table);
     if (ret < 0) {

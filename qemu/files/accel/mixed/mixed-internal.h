@@ -43,6 +43,11 @@ typedef struct MixedState {
     bool tcg_atomics;       /* x-tcg-atomics: TCG's LOCK ops as host atomics */
     bool tsc_sync;          /* x-tsc-sync: TCG reads KVM's TSC timeline */
     bool event_exit;        /* x-event-exit: pending events pull vCPUs off KVM */
+    /*
+     * Move-path candidates (docs/mixed.md, "The move path"): off by default
+     * until a KVM host has measured them against the default.
+     */
+    bool lazy_put;          /* x-lazy-put: a put writes only what changed */
     bool gdb_attached;      /* every vCPU on TCG while gdb is attached */
     char *pin;              /* off, compact, split */
     MixedvmPinMode pin_mode;

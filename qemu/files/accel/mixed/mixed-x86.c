@@ -275,6 +275,10 @@ bool mixed_x86_kvm_to_tcg(CPUState *cs, VcpuAccelMove *t, Error **errp)
         if (kvm_arch_get_registers(cs, errp)) {
             return false;
         }
+        /* x-lazy-put: KVM holds what was just read; the put back writes changes */
+        if (mixed_state()->lazy_put) {
+            kvm_arch_note_state_held(cs);
+        }
         qatomic_or(&cs->interrupt_request, ours);
         cs->vcpu_dirty = true;
     }
