@@ -1,6 +1,7 @@
 #include "simulator.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace mixedvm {
 namespace {
@@ -183,36 +184,32 @@ WorkResult SimulateWork(const HostCosts& host, const std::vector<std::vector<Seg
   };
   // The VM was booted and idle before the work began, as in the bench: the policy
   // has seen halted vCPUs, and the placement is as old as that.
-  double now = -idle_before_s;
+  double now = -idle_before_s, timed_from = 0;
+  auto halt = [&](size_t i, double seconds) {
+    (placed[i] == Backend::kKvm && host.kvm_runs_kernel ? r.kvm_s : r.tcg_s)[i] += seconds;
+    r.idle_s[i] += seconds;
+  };
   FillSamples(r, kvm_entries, placed, now, samples);
   sched.Decide(samples, placed);
-  while (now < -1e-9) {
-    for (size_t i = 0; i < n; ++i) {
-      (placed[i] == Backend::kKvm && host.kvm_runs_kernel ? r.kvm_s : r.tcg_s)[i] += period_s;
-      r.idle_s[i] += period_s;
-    }
-    now += period_s;
-    FillSamples(r, kvm_entries, placed, now, samples);
-    std::vector<Backend> next(n);
-    r.placement_changes += sched.Decide(samples, next);
-    placed = next;
-  }
-  now = 0;
-  double timed_from = 0;
   while (now < limit_s) {
-    bool all_done = true;
-    for (size_t i = 0; i < n; ++i) all_done &= done(i);
+    const bool started = now > -1e-9;
+    bool all_done = started;
+    for (size_t i = 0; i < n && all_done; ++i) all_done = done(i);
     if (all_done) break;
     // The zaps each vCPU makes this period, at its current segment's rate.
     std::vector<double> zaps(n, 0);
     double all_zaps = 0;
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n && started; ++i) {
       if (done(i)) continue;
       const Split s = split(work[i][seg[i]], placed[i], others_placed_on_kvm(i));
       zaps[i] = s.total() > 0 ? std::min(s.zaps, period_s / s.total() * s.zaps) : 0;
       all_zaps += zaps[i];
     }
     for (size_t i = 0; i < n; ++i) {
+      if (!started) {
+        halt(i, period_s);
+        continue;
+      }
       double left = period_s;
       if (running_on_kvm(i)) left -= std::min(period_s, (all_zaps - zaps[i]) * host.zap_wait_s);
       r.kvm_s[i] += period_s - left;
@@ -243,23 +240,21 @@ WorkResult SimulateWork(const HostCosts& host, const std::vector<std::vector<Seg
           left = 0;
         }
       }
-      if (left > 0) {  // done: halted for the rest of the period
-        (placed[i] == Backend::kKvm && host.kvm_runs_kernel ? r.kvm_s : r.tcg_s)[i] += left;
-        r.idle_s[i] += left;
-      }
+      if (left > 0) halt(i, left);  // done: halted for the rest of the period
     }
     now += period_s;
+    if (std::fabs(now) < 1e-9) now = 0;
     FillSamples(r, kvm_entries, placed, now, samples);
     std::vector<Backend> next(n);
     r.placement_changes += sched.Decide(samples, next);
     for (size_t i = 0; i < n; ++i) {
-      if (next[i] != placed[i]) {
+      if (next[i] != placed[i] && started) {
         r.moves[i] += 1;
         r.move_s[i] += host.round_trip_s / 2;
       }
     }
     placed = next;
-    r.placements.push_back(placed);
+    if (started) r.placements.push_back(placed);
   }
   r.wall_s = now;
   w.makespan_s = 0;

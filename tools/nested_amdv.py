@@ -405,6 +405,19 @@ def run_nested_scenario(script, driver, cmd, minutes=40, l0_accel="tcg,thread=si
     return res
 
 
+def trace_for_looks(events, looks=(2, 3, 4)):
+    """An on_look for run_nested: L2's trace events on during the given looks after its
+    user space started, off otherwise. Traced from boot, a KVM-ioctl trace floods L1's
+    console, a serial port at TCG speed, and the guest needed 15 minutes to boot."""
+    def look(mon, info, text, res):
+        if "MIXEDVM-READY" not in text:
+            return
+        res["traced_looks"] = res.get("traced_looks", 0) + 1
+        for e in events:
+            mon.execute("trace-event-set-state", name=e, enable=res["traced_looks"] in looks)
+    return look
+
+
 def check_clean_end(res, check):
     """The checks every nested test ends with: L2's command exited 0, its kernel reported
     no trouble, and L2's QEMU exited cleanly. Removes the log folder when they pass."""
