@@ -17,7 +17,9 @@ Asserted, with one L2 vCPU on KVM running selfcheck, and this tree's TCG plugin 
   like QEMU's own tcg-insns: what runs on KVM is not observed;
 - the guest kernel detected KVM and switched to x2APIC, which on KVM reaches QEMU's APIC
   through user-space MSR exits (docs/mixed.md, "The guest CPU");
-- selfcheck passes, the guest kernel reported no trouble, and L2's QEMU exited cleanly.
+- selfcheck passes, the guest kernel reported no trouble, and L2's QEMU exited cleanly;
+- a second, short run with two L2 vCPUs on one L1 CPU gets mixed's overcommit warning
+  at start, which the first (one vCPU on two) does not.
 One vCPU, because with two (tools/nested_amdv.py --smp 2) about one run in four ends in a
 triple fault on KVM, an open bug (docs/mixed.md, "Limits"). Two vCPUs boot at all only
 since the KVM -> TCG handover keeps QEMU's pending INIT (mixed_x86_kvm_to_tcg).
@@ -79,7 +81,18 @@ def test(guests):
     check(re.search(r"Switched APIC routing to physical x2apic", l2),
           "the guest kernel did not switch to x2APIC")
     check("SELFCHECK PASS" in l2, "selfcheck did not pass")
+    check("overcommitted" not in l1, "one vCPU on L1's two CPUs was called overcommitted")
     nested_amdv.check_clean_end(res, check)
+
+    # Two vCPUs on L1's one CPU: mixed says at start that they are overcommitted
+    # (docs/mixed.md, "Choosing -smp"); the run above, one vCPU on two, is the control.
+    over = nested_amdv.run_nested("true", smp=2, l1_smp=1, l0_accel="tcg,thread=single",
+                                  minutes=15, every=30)
+    said = [line for line in over["l1_serial"].splitlines() if "overcommitted" in line]
+    print(f"  -smp 2 on one L1 CPU: {said[:1]}")
+    check(said and "2 vCPUs on 1 host CPU:" in said[0],
+          "no overcommit warning for 2 vCPUs on 1 host CPU:\n" + over["l1_serial"][-1500:])
+    nested_amdv.check_clean_end(over, check)
 
 
 run(test)

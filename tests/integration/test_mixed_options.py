@@ -2,7 +2,8 @@
 """Options that cannot work with -accel mixed are refused with a clear message.
 
 QEMU must exit non-zero before the guest runs, naming the problem. A good option
-(tcg-cpus=) is checked through query-vcpu-accel.
+(tcg-cpus=) is checked through query-vcpu-accel. More vCPUs than the host CPUs QEMU
+may use is allowed, with a warning at start (and none without overcommit).
 """
 import subprocess
 
@@ -42,6 +43,23 @@ def test(guests):
         check(p.returncode != 0, f"{' '.join(args)} was accepted")
         check(any(needle in l for l in msg), f"{' '.join(args)}: no '{needle}' in:\n{p.stderr}")
         print(f"refused {' '.join(args)}: {msg[-1]}")
+
+    # Overcommit is said once at start (docs/mixed.md, "Choosing -smp"): 2 vCPUs on the
+    # one CPU taskset leaves QEMU, and, as the control, 1 vCPU there.
+    for smp, said in ((2, True), (1, False)):
+        argv = ["taskset", "-c", "0", qemu, "-nodefaults", "-display", "none", "-smp",
+                str(smp), "-m", "256M", "-accel", "mixed", "-S"]
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+        try:
+            p.wait(timeout=10)   # -S: it waits for ever once it has started
+        except subprocess.TimeoutExpired:
+            p.kill()
+        err = p.communicate()[1]
+        check(("overcommitted" in err) == said,
+              f"-smp {smp} on 1 host CPU: overcommit warning {'missing' if said else 'given'}:"
+              f"\n{err}")
+        print(f"-smp {smp} on 1 host CPU: {err.strip() or 'no warning'}")
 
     g = mixed_guest("mixed-options", accel_opts="tcg-cpus=0:2", cmd="true")
     guests.append(g)

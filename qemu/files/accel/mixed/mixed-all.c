@@ -12,6 +12,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <sched.h>
 #include "qemu/error-report.h"
 #include "qemu/cutils.h"
 #include "qemu/memalign.h"
@@ -276,6 +277,32 @@ static bool mixed_start_scheduler(MachineState *ms, MixedState *s,
     return true;
 }
 
+/*
+ * More vCPUs than host CPUs: a vCPU that spin-waits in guest user mode on KVM
+ * (an OpenMP barrier, a spinlock) keeps a host CPU that the vCPU it waits for
+ * may need, and nothing on PVM interrupts it; the guest cannot see that its
+ * vCPUs share CPUs. Said once at start, because the figures are otherwise not
+ * comparable (docs/mixed.md, "Choosing -smp").
+ */
+static void mixed_warn_overcommit(MachineState *ms)
+{
+    cpu_set_t allowed;
+    unsigned cpus;
+
+    /* The CPUs this process may run on: taskset and cgroups both narrow it */
+    if (sched_getaffinity(0, sizeof(allowed), &allowed)) {
+        return;
+    }
+    cpus = CPU_COUNT(&allowed);
+    if (ms->smp.cpus > cpus) {
+        warn_report("mixed: %u vCPUs on %u host CPU%s: overcommitted. A vCPU that "
+                    "spin-waits on KVM holds a CPU its siblings need, and the guest "
+                    "cannot see it: NPB CG took about 10x longer under kvm-only with "
+                    "-smp 4 than with -smp 2 on a 2-CPU PVM host (docs/mixed.md, "
+                    "\"Choosing -smp\")", ms->smp.cpus, cpus, cpus == 1 ? "" : "s");
+    }
+}
+
 static int mixed_init_machine(MachineState *ms)
 {
     MixedState *s = MIXED_STATE(current_accel());
@@ -295,6 +322,7 @@ static int mixed_init_machine(MachineState *ms)
         error_report("mixed: KVM is needed for -accel mixed: %s", perr);
         return -ENODEV;
     }
+    mixed_warn_overcommit(ms);
     s->kvm_runs_kernel = probe.kernel_code_native;
     s->kvm_user_ips = 2 * probe.cpl3_loops_per_sec;    /* dec ecx; jnz */
     s->kvm_shadow_mmu = mixed_host_has_shadow_mmu();
