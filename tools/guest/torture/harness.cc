@@ -283,7 +283,7 @@ void Watchdog() {
 }
 
 constexpr char kUsage[] =
-    "usage: torture [--seconds S] [--cpus LIST] [--verbose] TEST...\n"
+    "usage: torture [--seconds S] [--cpus LIST] [--tsc-slack CYCLES] [--verbose] TEST...\n"
     "  TEST: xmc ptchurn atomics splitlock clock ipi shootdown all\n"
     "  LIST: CPUs such as 0,1,2,3 or 0-3 (default: every CPU we may run on)\n";
 
@@ -331,7 +331,7 @@ int Main(int argc, char** argv) {
   bool cpus_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--seconds" || a == "--cpus") {
+    if (a == "--seconds" || a == "--cpus" || a == "--tsc-slack") {
       if (i + 1 >= argc) Usage("missing value after " + a);
       const std::string v = argv[++i];
       if (a == "--cpus") {
@@ -340,6 +340,12 @@ int Main(int argc, char** argv) {
         continue;
       }
       char* end = nullptr;
+      if (a == "--tsc-slack") {
+        cfg.tsc_slack = std::strtoull(v.c_str(), &end, 10);
+        if (end == v.c_str() || *end != '\0' || v[0] == '-')
+          Usage("bad --tsc-slack value '" + v + "'");
+        continue;
+      }
       cfg.seconds = std::strtod(v.c_str(), &end);
       if (end == v.c_str() || *end != '\0' || !std::isfinite(cfg.seconds) || cfg.seconds <= 0 ||
           cfg.seconds > 1e6)

@@ -1,12 +1,15 @@
 // torture: memory and CPU coherence across vCPUs and backends, checked from the guest.
 //
-//   torture [--seconds S] [--cpus LIST] [--verbose] TEST...
+//   torture [--seconds S] [--cpus LIST] [--tsc-slack CYCLES] [--verbose] TEST...
 //
 //   TEST       xmc ptchurn atomics splitlock clock ipi shootdown, or all (each in turn)
 //   --seconds  how long each test runs (default 10; fractions allowed)
 //   --cpus     the vCPUs to use, e.g. 0,1,2,3 or 0-3 (default: every CPU this process
 //              may run on). A CPU may be named twice (0,1,0,1) to put two threads on it.
 //              A CPU that is offline or not allowed is a usage error.
+//   --tsc-slack  clock: a TSC read behind another vCPU's by at most CYCLES is counted
+//              (tsc_behind_in_slack), not failed; for a host whose CPUs' TSCs are known
+//              not to agree that closely (the emulated AMD-V host). Default 0
 //   --verbose  progress every second, and each of the first errors as it happens
 //
 // Output: one line per test, "TORTURE <test> PASS key=value..." or "TORTURE <test> FAIL
@@ -69,6 +72,7 @@ using u64 = unsigned long long;  // for printf
 struct Config {
   double seconds = 10;
   std::vector<int> cpus;
+  uint64_t tsc_slack = 0;  // clock: cycles a TSC read may trail another vCPU's
   bool verbose = false;
 };
 
