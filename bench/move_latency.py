@@ -6,7 +6,9 @@
 Besides time, it counts what each move does, in units every KVM host shows alike (the
 emulated AMD-V host, PVM, VT-x), so that they can be driven down anywhere: the vCPU's
 KVM ioctls other than KVM_RUN since its previous move, its code syncs, and the VM's
-memslot changes (a shadow-MMU zap is two) per move into KVM.
+memslot changes (a shadow-MMU zap is two) per move into KVM. Moves off KVM are also
+split by cause (the trace event's `why`, query-vcpu-accel's kvm-leaves): timer ticks,
+other interrupts, kernel entries (PVM), placement; each with its count and latency.
 
 Boots the 4-vCPU guest with every vCPU placed on KVM and a user-mode compute thread
 pinned to each (spinrate). Every move the vCPUs make is then real: on a host whose KVM
@@ -19,6 +21,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -30,7 +33,7 @@ from spec import check_spec  # noqa: E402  (bench/ is the script's own folder)
 import trace_events  # noqa: E402
 
 MOVE = trace_events.event("mixed_move", "cpu", "to", "latency_ns", "get_ns", "put_ns",
-                          "flush_ns")
+                          "flush_ns", "why")
 SYNC = trace_events.event("mixed_code_sync", "cpu")
 KVM_TRACE_EVENTS = os.path.join(os.environ.get("MIXEDVM_BUILD") or os.path.join(ROOT, "build"),
                                 "qemu-src", "accel", "kvm", "trace-events")
@@ -54,6 +57,7 @@ def move_counts(text, events):
     of any vCPU: boot sets up memslots too."""
     pending = collections.defaultdict(lambda: [0, 0])     # cpu -> [ioctls, syncs]
     per_move = {"kvm": [], "tcg": []}
+    causes = collections.Counter()
     moved = set()
     slots, started = 0, False
     for name, r in trace_events.records(text, events):
@@ -62,6 +66,8 @@ def move_counts(text, events):
             counts = tuple(pending.pop(r["cpu"], [0, 0]))
             if r["cpu"] in moved:
                 per_move[r["to"]].append(counts)
+                if r["to"] == "tcg":
+                    causes[r["why"]] += 1
             moved.add(r["cpu"])
         elif not started:
             continue
@@ -80,6 +86,8 @@ def move_counts(text, events):
                        "code_syncs_per_move": sum(m[1] for m in moves) / len(moves)}
     if per_move["kvm"]:
         out["kvm"]["memslot_changes_per_move"] = slots / len(per_move["kvm"])
+    if per_move["tcg"]:
+        out["tcg"]["by_cause"] = dict(causes)
     return out
 
 
@@ -102,7 +110,7 @@ def main():
     cmd = " & ".join(f"spinrate --cpu {c} --iterations {iterations}" for c in range(4)) + " & wait"
     traced = [a for e in COUNTED_EVENTS for a in ("-trace", e)]
     g = built_guest("bench-move-latency", smp=4, accel="mixed,kvm-cpus=0-3", cmd=cmd,
-                    extra_args=traced + ["-D", trace])
+                    extra_args=traced + ["-D", trace, "-msg", "timestamp=on"])
     g.start()
     try:
         g.wait_end(timeout=args.seconds * 40 + 120)
@@ -112,8 +120,11 @@ def main():
     with open(trace) as f:
         text = f.read()
     os.unlink(trace)
+    leave_lat = collections.defaultdict(list)
     for m in MOVE.parse(text):
         moves[m["to"]].append((m["latency_ns"], m["get_ns"], m["put_ns"], m["flush_ns"]))
+        if m["to"] == "tcg":
+            leave_lat[m["why"]].append(m["latency_ns"])
     counts = move_counts(text, {"mixed_move": MOVE, "mixed_code_sync": SYNC, **kvm_events()})
     result = {}
     print(f"{'direction':<12}{'moves':>7}{'p50 us':>9}{'p99 us':>9}"
@@ -141,6 +152,19 @@ def main():
                   f"{c['code_syncs_per_move']:>11.3f}"
                   f"{(f'{slots:.3f}' if slots is not None else '-'):>22}")
             result.setdefault(label, {})["counts"] = c
+    # Why the vCPUs left KVM. On PVM a tick is a leave and a return; nothing else should
+    # ride on it, so its latency is the move's own.
+    # The span: the log backend stamps each line "pid@seconds:".
+    stamps = [float(t) for t in re.findall(r"^\d+@(\d+\.\d+):mixed_move ", text, re.M)]
+    span = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
+    print(f"\n{'left KVM for':<14}{'moves':>7}{'per vCPU-s':>11}{'p50 us':>9}{'p99 us':>9}"
+          f"   (over {span:.1f} s of moves)")
+    for why, lat in sorted(leave_lat.items(), key=lambda kv: -len(kv[1])):
+        r = {"moves": len(lat), "per_vcpu_s": len(lat) / 4 / span,
+             "p50_us": pct(lat, 50) / 1e3, "p99_us": pct(lat, 99) / 1e3}
+        result.setdefault("left KVM for", {})[why] = r
+        print(f"{why:<14}{r['moves']:>7}{r['per_vcpu_s']:>11.1f}{r['p50_us']:>9.1f}"
+              f"{r['p99_us']:>9.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -31,6 +31,8 @@ constexpr Column kColumns[] = {
     {"kvm_tlb_flushes", Kind::kCounter, &MixedvmVcpuSample::kvm_tlb_flushes, false},
     {"idle_ns", Kind::kCounter, &MixedvmVcpuSample::idle_ns, false},
     {"tcg_user_returns", Kind::kCounter, &MixedvmVcpuSample::tcg_user_returns, false},
+    {"timer_leaves", Kind::kCounter, &MixedvmVcpuSample::timer_leaves, false},
+    {"event_leaves", Kind::kCounter, &MixedvmVcpuSample::event_leaves, false},
 };
 
 const char* BackendName(MixedvmBackend b) { return b == MIXEDVM_BACKEND_KVM ? "kvm" : "tcg"; }

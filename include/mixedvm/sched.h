@@ -37,6 +37,8 @@ typedef struct MixedvmVcpuSample {
     uint64_t kvm_tlb_flushes;   /* KVM TLB flushes it needed (EPT/NPT) */
     uint64_t idle_ns;           /* part of kvm_ns + tcg_ns spent halted */
     uint64_t tcg_user_returns;  /* returns to guest user mode executed on TCG */
+    uint64_t timer_leaves;      /* moves off KVM for its APIC timer (ticks) */
+    uint64_t event_leaves;      /* moves off KVM for any other interrupt or event */
 } MixedvmVcpuSample;
 
 typedef struct MixedvmScheduler MixedvmScheduler;

@@ -13,6 +13,9 @@ Asserted, with one L2 vCPU on KVM running selfcheck, and this tree's TCG plugin 
 - the vCPU ran on KVM and moved (every interrupt is two moves on this kind of host);
 - every entry into KVM flushed the vCPU's KVM TLB, and query-vcpu-accel counts it
   (kvm-tlb-flushes; docs/coherence.md, "Which flushes a vCPU must honour");
+- every move off KVM is counted under one cause (kvm-leaves), and ticks are told apart:
+  "timer" under the vector of the vCPU's APIC timer (Linux's LOCAL_TIMER_VECTOR, 0xec),
+  no kernel entries (KVM runs the kernel on this kind of host);
 - the plugin reports the vCPU, and no instruction, memory access or system call for it,
   like QEMU's own tcg-insns: what runs on KVM is not observed;
 - the guest kernel detected KVM and switched to x2APIC, which on KVM reaches QEMU's APIC
@@ -69,6 +72,20 @@ def test(guests):
     check(entries >= 100 and abs(flushes - entries) <= 2 * len(vcpus),
           f"{flushes} KVM TLB flushes for about {entries} entries into KVM: on EPT/NPT "
           "hosts every entry flushes (docs/coherence.md)")
+    for v in vcpus:
+        leaves = v.get("kvm-leaves", [])
+        print(f"  L2 vCPU {v.get('cpu-index')} left KVM for: " + ", ".join(
+            f"{k['cause']}" + (f"(0x{k['vector']:02x})" if "vector" in k else "") +
+            f" {k['count']}" for k in leaves))
+        to_tcg = sum(k["count"] for k in leaves)
+        check(abs(v["moves"] - 2 * to_tcg) <= 1,
+              f"{to_tcg} moves off KVM counted by cause, for {v['moves']} moves in all: "
+              f"every move off KVM must have one cause ({leaves})")
+        ticks = [k for k in leaves if k["cause"] == "timer"]
+        check(len(ticks) == 1 and ticks[0]["vector"] == 0xec and ticks[0]["count"] >= 10,
+              f"ticks are not told apart: Linux's APIC timer vector is 0xec ({leaves})")
+        check(not any(k["cause"] == "kernel-entry" for k in leaves),
+              f"kernel entries on a host whose KVM runs the guest kernel ({leaves})")
     seen = {p["vcpu"]: p for p in res["plugin"]}
     print(f"  L2 plugin: {res['plugin']}")
     check(sorted(seen) == [0], f"the TCG plugin did not report the vCPU: {res['plugin']}")

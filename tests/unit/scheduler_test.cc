@@ -163,7 +163,8 @@ TEST(TraceRecord, WhatIsWrittenReadsBackByName) {
   r.sample = {.now_ns = 5, .kvm_ns = 6, .tcg_ns = 7, .moves = 8, .move_ns = 9,
               .kernel_entries = 10, .kvm_exits = 0, .running = MIXEDVM_BACKEND_KVM,
               .tcg_user_ns = 11, .tcg_insns = 12, .shadow_zaps = 13,
-              .kvm_tlb_flushes = 14, .idle_ns = 15, .tcg_user_returns = 16};
+              .kvm_tlb_flushes = 14, .idle_ns = 15, .tcg_user_returns = 16,
+              .timer_leaves = 17, .event_leaves = 18};
   r.vcpu = 3;
   r.placed = MIXEDVM_BACKEND_KVM;
   const TraceReader reader(TraceHeader());
@@ -180,6 +181,8 @@ TEST(TraceRecord, WhatIsWrittenReadsBackByName) {
   EXPECT_EQ(back->sample.kvm_tlb_flushes, 14u);
   EXPECT_EQ(back->sample.idle_ns, 15u);
   EXPECT_EQ(back->sample.tcg_user_returns, 16u);
+  EXPECT_EQ(back->sample.timer_leaves, 17u);
+  EXPECT_EQ(back->sample.event_leaves, 18u);
   char header[512], line[512];
   ASSERT_TRUE(mixedvm_trace_header(header, sizeof header));
   EXPECT_EQ(std::string(header), TraceHeader()) << "QEMU writes the same header";

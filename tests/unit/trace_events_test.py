@@ -51,18 +51,19 @@ def move_count_failures():
     memslot = line(slot, 0, 9, 0, 0, 4096, 0x7f00, 0, 0, 0)
     text = "\n".join([
         memslot, io(0, 0xae8a), io(1, 0xae8a),          # boot and set-up: not counted
-        line(move, 0, "kvm", 9000, 1, 2, 3), line(move, 1, "tcg", 9000, 1, 2, 3),
+        line(move, 0, "kvm", 9000, 1, 2, 3, "-"), line(move, 1, "tcg", 9000, 1, 2, 3, "placement"),
         io(0, move_latency.KVM_RUN), io(0, 0xc008ae88), io(0, 0xae8a), io(0, 0x4090ae82),
-        line(move, 0, "tcg", 9000, 1, 2, 3),           # vCPU 0 -> TCG: 3 ioctls
+        line(move, 0, "tcg", 9000, 1, 2, 3, "timer"),           # vCPU 0 -> TCG: 3 ioctls
         io(1, 0xae8a), line(sync, 1, 2, 5, 700), io(1, 0xae80), io(1, 0xae8a),
-        line(move, 1, "kvm", 9000, 1, 2, 3),           # vCPU 1 -> KVM: 2 ioctls, 1 sync
+        line(move, 1, "kvm", 9000, 1, 2, 3, "-"),           # vCPU 1 -> KVM: 2 ioctls, 1 sync
         memslot, memslot,                              # a zap
         io(0, 1), io(0, 2), io(0, 3), io(0, 4),
-        line(move, 0, "kvm", 9000, 1, 2, 3),           # vCPU 0 -> KVM: 4 ioctls
+        line(move, 0, "kvm", 9000, 1, 2, 3, "-"),           # vCPU 0 -> KVM: 4 ioctls
     ])
     events = {"mixed_move": move, "mixed_code_sync": sync, **kvm}
     got = move_latency.move_counts(text, events)
-    want = {"tcg": {"moves": 1, "ioctls_p50": 3, "ioctls_mean": 3, "code_syncs_per_move": 0.0},
+    want = {"tcg": {"moves": 1, "ioctls_p50": 3, "ioctls_mean": 3, "code_syncs_per_move": 0.0,
+                    "by_cause": {"timer": 1}},
             "kvm": {"moves": 2, "ioctls_p50": 3.0, "ioctls_mean": 3, "code_syncs_per_move": 0.5,
                     "memslot_changes_per_move": 1.0}}
     if got != want:

@@ -203,18 +203,37 @@ static bool mixed_vcpu_held_on_tcg(CPUState *cpu)
            qatomic_read(&mixed_state()->gdb_attached);
 }
 
-/* Where this vCPU should execute right now. */
-static VcpuAccel mixed_wanted_backend(CPUState *cpu)
+const char *const mixed_kvm_leave_names[MIXED_LEAVE__MAX] = {
+    [MIXED_LEAVE_TIMER] = "timer",
+    [MIXED_LEAVE_INTERRUPT] = "interrupt",
+    [MIXED_LEAVE_EXTINT] = "extint",
+    [MIXED_LEAVE_NMI] = "nmi",
+    [MIXED_LEAVE_OTHER_EVENT] = "other-event",
+    [MIXED_LEAVE_KERNEL_ENTRY] = "kernel-entry",
+    [MIXED_LEAVE_PLACEMENT] = "placement",
+    [MIXED_LEAVE_VM_STOP] = "vm-stop",
+    [MIXED_LEAVE_KVM_FAILURE] = "kvm-failure",
+};
+
+/*
+ * Where this vCPU should execute right now. For TCG, *why says what takes it
+ * off KVM, and *vector the interrupt's vector where that is one (else -1).
+ */
+static VcpuAccel mixed_wanted_backend(CPUState *cpu, MixedKvmLeave *why,
+                                      int *vector)
 {
     bool runs_kernel = mixed_state()->kvm_runs_kernel;
     AccelCPUState *mv = cpu->accel;
     bool deliverable;
 
+    *why = MIXED_LEAVE_PLACEMENT;
+    *vector = -1;
     if (mixed_vcpu_target(cpu) == VCPU_ACCEL_TCG || mixed_vcpu_held_on_tcg(cpu)) {
         return VCPU_ACCEL_TCG;
     }
     if (mixed_state()->event_exit && mixed_x86_event_pending(cpu, &deliverable) &&
         (deliverable || !runs_kernel)) {
+        *why = mixed_x86_event_cause(cpu, vector);
         return VCPU_ACCEL_TCG;          /* TCG delivers every event */
     }
     if (!runs_kernel && mv->state == MIXED_VCPU_ON_TCG &&
@@ -257,8 +276,12 @@ static void mixed_pin_self(CPUState *cpu, VcpuAccel on)
  * interrupts about three times more slowly there; neither was measured on
  * PVM, so both were withdrawn (docs/mixed.md, "State handover").
  */
-/* Moves the vCPU to the other backend; false if it did not move. */
-static bool mixed_move(CPUState *cpu, VcpuAccel to)
+/*
+ * Moves the vCPU to the other backend; false if it did not move. For a move
+ * to TCG, why and vector say what takes it off KVM (mixed_wanted_backend).
+ */
+static bool mixed_move(CPUState *cpu, VcpuAccel to, MixedKvmLeave why,
+                       int vector)
 {
     AccelCPUState *mv = cpu->accel;
     VcpuAccelMove timing = { .to = to };
@@ -292,10 +315,18 @@ static bool mixed_move(CPUState *cpu, VcpuAccel to)
     mv->has_last_move = true;
     mv->moves++;
     mv->move_ns += timing.latency_ns;
+    if (to == VCPU_ACCEL_TCG) {
+        mv->leaves[why]++;
+        if ((why == MIXED_LEAVE_TIMER || why == MIXED_LEAVE_INTERRUPT) &&
+            vector >= 0 && vector < 256) {
+            mv->leave_vectors[why == MIXED_LEAVE_TIMER ? 0 : 1][vector]++;
+        }
+    }
     mixed_vcpu_enter_state(cpu, to == VCPU_ACCEL_KVM ? MIXED_VCPU_ON_KVM
                                                      : MIXED_VCPU_ON_TCG);
     trace_mixed_move(cpu->cpu_index, VcpuAccel_str(to), timing.latency_ns,
-                     timing.get_ns, timing.put_ns, timing.flush_ns);
+                     timing.get_ns, timing.put_ns, timing.flush_ns,
+                     to == VCPU_ACCEL_TCG ? mixed_kvm_leave_names[why] : "-");
     return true;
 }
 
@@ -310,14 +341,16 @@ void mixed_safe_point(CPUState *cpu)
     bool kvm_failed;
 
     if (mv->state != MIXED_VCPU_KVM_EXITED) {
+        MixedKvmLeave why;
         VcpuAccel want;
+        int vector;
 
         if (!cpu_can_run(cpu)) {
             return;
         }
-        want = mixed_wanted_backend(cpu);
+        want = mixed_wanted_backend(cpu, &why, &vector);
         if (want != mixed_vcpu_state_backend(mv->state)) {
-            mixed_move(cpu, want);
+            mixed_move(cpu, want, why, vector);
         }
         return;
     }
@@ -329,7 +362,9 @@ void mixed_safe_point(CPUState *cpu)
     kvm_failed = mv->kvm_exit == MIXED_KVM_EXIT_EMULATION_FAILURE ||
                  (mv->kvm_exit == MIXED_KVM_EXIT_SHUTDOWN &&
                   mixed_state()->kvm_runs_kernel);
-    if (mixed_move(cpu, VCPU_ACCEL_TCG)) {
+    if (mixed_move(cpu, VCPU_ACCEL_TCG, kvm_failed ? MIXED_LEAVE_KVM_FAILURE
+                                                   : MIXED_LEAVE_KERNEL_ENTRY,
+                   -1)) {
         if (kvm_failed) {
             error_report("mixed: vCPU %d: KVM failed %.3f ms after the last "
                          "TCG -> KVM put of rip 0x%" PRIx64 " cs 0x%x cpl %u "
@@ -365,7 +400,7 @@ void mixed_vcpu_park(CPUState *cpu)
         mixed_safe_point(cpu);      /* moves to TCG in any run state */
         break;
     case MIXED_VCPU_ON_KVM:
-        mixed_move(cpu, VCPU_ACCEL_TCG);
+        mixed_move(cpu, VCPU_ACCEL_TCG, MIXED_LEAVE_VM_STOP, -1);
         break;
     default:
         break;

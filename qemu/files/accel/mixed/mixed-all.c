@@ -162,6 +162,11 @@ static void mixed_sample_vcpus(int64_t now, MixedvmVcpuSample *samples,
         smp->moves = mv->moves;
         smp->move_ns = mv->move_ns;
         smp->kernel_entries = mv->kernel_entries;
+        smp->timer_leaves = mv->leaves[MIXED_LEAVE_TIMER];
+        smp->event_leaves = mv->leaves[MIXED_LEAVE_INTERRUPT] +
+                            mv->leaves[MIXED_LEAVE_EXTINT] +
+                            mv->leaves[MIXED_LEAVE_NMI] +
+                            mv->leaves[MIXED_LEAVE_OTHER_EVENT];
         smp->shadow_zaps = qatomic_read(&mv->shadow_zaps);
         smp->kvm_tlb_flushes = qatomic_read(&mv->kvm_tlb_flushes);
         if (mv->kvm_stats) {

@@ -126,6 +126,26 @@ typedef enum MixedVcpuState {
     MIXED_VCPU__MAX,
 } MixedVcpuState;
 
+/*
+ * Why a vCPU left KVM (query-vcpu-accel's kvm-leaves). On hosts where KVM
+ * runs only guest user mode, a timer tick is a leave and a return: counting
+ * ticks apart from the rest shows what each costs.
+ */
+typedef enum MixedKvmLeave {
+    MIXED_LEAVE_TIMER,          /* its local APIC timer's vector */
+    MIXED_LEAVE_INTERRUPT,      /* another APIC vector: an IPI or a device */
+    MIXED_LEAVE_EXTINT,         /* the 8259 PIC */
+    MIXED_LEAVE_NMI,
+    MIXED_LEAVE_OTHER_EVENT,    /* SMI, INIT, SIPI, machine check */
+    MIXED_LEAVE_KERNEL_ENTRY,   /* PVM tripwire: guest user mode left */
+    MIXED_LEAVE_PLACEMENT,      /* placed on TCG, or held there (gdb) */
+    MIXED_LEAVE_VM_STOP,
+    MIXED_LEAVE_KVM_FAILURE,
+    MIXED_LEAVE__MAX,
+} MixedKvmLeave;
+
+extern const char *const mixed_kvm_leave_names[MIXED_LEAVE__MAX];
+
 /* Per-vCPU state, in CPUState::accel. */
 struct AccelCPUState {
     CPUState *cpu;
@@ -164,6 +184,8 @@ struct AccelCPUState {
     uint64_t moves;
     uint64_t move_ns;           /* sum of move latencies */
     uint64_t kernel_entries;    /* PVM tripwire exits */
+    uint64_t leaves[MIXED_LEAVE__MAX];      /* moves off KVM, by cause */
+    uint64_t leave_vectors[2][256]; /* timer and interrupt leaves by vector */
     uint64_t tcg_user_returns;  /* returns to user mode executed on TCG */
     int64_t tcg_user_ns;        /* time in guest user mode on TCG */
     int64_t tcg_user_since_ns;  /* start of the current user stretch, or 0 */
@@ -216,6 +238,7 @@ bool mixed_x86_kvm_to_tcg(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
 bool mixed_x86_tcg_to_kvm(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
 bool mixed_x86_in_user_mode(CPUState *cpu);
 bool mixed_x86_event_pending(CPUState *cpu, bool *deliverable);
+MixedKvmLeave mixed_x86_event_cause(CPUState *cpu, int *vector);
 void mixed_x86_read_tsc_offset(CPUState *cpu);
 void mixed_x86_loaded(CPUState *cpu);
 bool mixed_x86_check_cpu(CPUState *cpu, Error **errp);

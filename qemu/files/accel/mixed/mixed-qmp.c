@@ -49,6 +49,35 @@ static void mixed_qmp_kvm_stats(AccelCPUState *mv, VcpuAccelInfo *v)
     v->has_kvm_stats = got >= 0;
 }
 
+/* The vCPU's moves off KVM by cause; interrupts by vector, timer first. */
+static VcpuKvmLeaveList *mixed_qmp_kvm_leaves(AccelCPUState *mv)
+{
+    VcpuKvmLeaveList *list = NULL, **tail = &list;
+    int why, vector;
+
+    for (why = 0; why < MIXED_LEAVE__MAX; why++) {
+        bool by_vector = why == MIXED_LEAVE_TIMER || why == MIXED_LEAVE_INTERRUPT;
+
+        for (vector = 0; vector < (by_vector ? 256 : 1); vector++) {
+            uint64_t n = by_vector ?
+                mv->leave_vectors[why == MIXED_LEAVE_TIMER ? 0 : 1][vector] :
+                mv->leaves[why];
+            VcpuKvmLeave *l;
+
+            if (!n) {
+                continue;
+            }
+            l = g_new0(VcpuKvmLeave, 1);
+            l->cause = g_strdup(mixed_kvm_leave_names[why]);
+            l->has_vector = by_vector;
+            l->vector = vector;
+            l->count = n;
+            QAPI_LIST_APPEND(tail, l);
+        }
+    }
+    return list;
+}
+
 MixedAccelInfo *qmp_query_vcpu_accel(bool has_kvm_stats, bool kvm_stats,
                                      Error **errp)
 {
@@ -92,6 +121,7 @@ MixedAccelInfo *qmp_query_vcpu_accel(bool has_kvm_stats, bool kvm_stats,
         v->tcg_insns = qatomic_read(&cpu->neg.mixed_tcg_insns);
         v->kvm_tlb_flushes = qatomic_read(&mv->kvm_tlb_flushes);
         v->shadow_zaps = qatomic_read(&mv->shadow_zaps);
+        v->kvm_leaves = mixed_qmp_kvm_leaves(mv);
         mixed_vcpu_times(cpu, now, &v->kvm_ns, &v->tcg_ns, &v->tcg_user_ns,
                          &v->idle_ns);
         v->tcg_share = v->kvm_ns + v->tcg_ns > 0 ?
@@ -219,6 +249,22 @@ void hmp_info_vcpu_accel(Monitor *mon, const QDict *qdict)
                        v->tcg_ns ? 100.0 * v->tcg_user_ns / v->tcg_ns : 0.0,
                        v->last_move ? v->last_move->latency_ns / 1e3 : 0.0,
                        v->kvm_failed ? "  (KVM failed: TCG only)" : "");
+        if (v->kvm_leaves) {
+            VcpuKvmLeaveList *k;
+
+            monitor_printf(mon, "      left KVM for:");
+            for (k = v->kvm_leaves; k; k = k->next) {
+                VcpuKvmLeave *l = k->value;
+
+                if (l->has_vector) {
+                    monitor_printf(mon, " %s(0x%02x) %" PRIu64, l->cause,
+                                   l->vector, l->count);
+                } else {
+                    monitor_printf(mon, " %s %" PRIu64, l->cause, l->count);
+                }
+            }
+            monitor_printf(mon, "\n");
+        }
     }
 }
 

@@ -31,6 +31,7 @@
 #include "cpu-internal.h"
 #include "host-cpu.h"
 #include "hw/i386/apic.h"
+#include "hw/i386/apic_internal.h"
 #include "kvm/kvm_i386.h"
 #include "mixed-internal.h"
 #include "mixedvm/x86_state.h"
@@ -65,6 +66,34 @@ bool mixed_x86_event_pending(CPUState *cs, bool *deliverable)
         return true;
     }
     return false;
+}
+
+/*
+ * What the pending event that takes this vCPU off KVM is. An interrupt is
+ * named by the highest vector in its APIC's IRR, the one TCG delivers
+ * first; it is a tick when that is the vector of the APIC's own timer.
+ */
+MixedKvmLeave mixed_x86_event_cause(CPUState *cs, int *vector)
+{
+    X86CPU *cpu = X86_CPU(cs);
+    int req = qatomic_read(&cs->interrupt_request);
+    int irr;
+
+    *vector = -1;
+    if (req & CPU_INTERRUPT_NMI) {
+        return MIXED_LEAVE_NMI;
+    }
+    if (req & (CPU_INTERRUPT_SMI | CPU_INTERRUPT_INIT | CPU_INTERRUPT_SIPI |
+               CPU_INTERRUPT_MCE)) {
+        return MIXED_LEAVE_OTHER_EVENT;
+    }
+    irr = apic_get_highest_priority_irr(cpu->apic_state);
+    if (irr < 0) {
+        return MIXED_LEAVE_EXTINT;
+    }
+    *vector = irr;
+    return irr == (APIC_COMMON(cpu->apic_state)->lvt[APIC_LVT_TIMER] & 0xff) ?
+           MIXED_LEAVE_TIMER : MIXED_LEAVE_INTERRUPT;
 }
 
 void mixed_kvm_pre_run(CPUState *cs, struct kvm_run *run)
