@@ -1,4 +1,4 @@
-"""x-lazy-put, the move-path candidate that writes only what changed, on an emulated AMD-V host.
+"""The move-path candidates x-lazy-put and x-sync-regs, on an emulated AMD-V host.
 
 A move into KVM puts the vCPU's whole state, eight state ioctls, though TCG often changed
 little of it. Under x-lazy-put=on (patch 0019), what KVM holds is recorded right after
@@ -13,6 +13,11 @@ with QMP flips every few seconds, and asserts:
   at least 10 (8 for the put, 3 for the KVM TLB flush every entry needs on this kind of
   host): the default run is the negative control;
 - the moves out of KVM take as many as before (the get is not changed).
+A third run adds x-sync-regs=on (patch 0020: registers, segments and events of a get from
+kvm_run, registers of a put through it) and asserts the same guest checks, moves out of
+KVM with at least 3 ioctls fewer than the default at the median (events, registers and
+segments come from kvm_run), and moves into KVM with no put ioctl left at the median
+(at most the 3 of the flush).
 """
 import sys
 
@@ -60,6 +65,14 @@ def test(guests):
           f"at the median (default: {off['kvm']['ioctls_p50']})")
     check(on["tcg"]["ioctls_p50"] == off["tcg"]["ioctls_p50"],
           f"the get changed: {on['tcg']} against {off['tcg']}")
+    sync = one("mixed,x-lazy-put=on,x-sync-regs=on")
+    check(sync["tcg"]["ioctls_p50"] <= off["tcg"]["ioctls_p50"] - 3,
+          f"x-sync-regs=on: moves out of KVM took {sync['tcg']['ioctls_p50']} ioctls at the "
+          f"median, the default {off['tcg']['ioctls_p50']}: events, registers and segments "
+          "should come from kvm_run")
+    check(sync["kvm"]["ioctls_p50"] <= 3,
+          f"x-sync-regs=on with x-lazy-put=on: moves into KVM took "
+          f"{sync['kvm']['ioctls_p50']} ioctls at the median; only the flush's 3 should be left")
 
 
 run(test)

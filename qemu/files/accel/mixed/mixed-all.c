@@ -484,6 +484,7 @@ MIXED_SWITCH_PROPERTY(tcg_atomics)
 MIXED_SWITCH_PROPERTY(tsc_sync)
 MIXED_SWITCH_PROPERTY(event_exit)
 MIXED_SWITCH_PROPERTY(lazy_put)
+MIXED_SWITCH_PROPERTY(sync_regs)
 
 static const struct {
     const char *name;
@@ -506,6 +507,10 @@ static const struct {
     { "x-lazy-put", mixed_get_lazy_put, mixed_set_lazy_put,
       "move-path candidate (off by default): a move into KVM writes only the "
       "state TCG changed since it left KVM" },
+    { "x-sync-regs", mixed_get_sync_regs, mixed_set_sync_regs,
+      "move-path candidate (off by default): registers, segments and events "
+      "of a move out of KVM, and registers of a move into it, through "
+      "kvm_run (KVM_CAP_SYNC_REGS) instead of ioctls" },
 };
 
 /* TCG's: every vCPU runs on TCG while gdb is attached (mixed_gdb_hold). */

@@ -560,6 +560,8 @@ bool mixed_x86_vcpu_init(CPUState *cs, Error **errp)
 
     /* x-lazy-put: target/i386/kvm keeps what KVM holds of each vCPU */
     kvm_put_only_changes = mixed_state()->lazy_put;
+    /* x-sync-regs: registers, segments and events through kvm_run */
+    kvm_sync_regs = mixed_state()->sync_regs;
     table->nent = 256;
     ret = kvm_vcpu_ioctl(cs, KVM_GET_CPUID2, table);
     if (ret < 0) {

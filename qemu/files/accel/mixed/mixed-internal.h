@@ -48,6 +48,7 @@ typedef struct MixedState {
      * until a KVM host has measured them against the default.
      */
     bool lazy_put;          /* x-lazy-put: a put writes only what changed */
+    bool sync_regs;         /* x-sync-regs: KVM_CAP_SYNC_REGS through kvm_run */
     bool gdb_attached;      /* every vCPU on TCG while gdb is attached */
     char *pin;              /* off, compact, split */
     MixedvmPinMode pin_mode;
