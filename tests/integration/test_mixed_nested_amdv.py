@@ -40,8 +40,13 @@ import nested_amdv  # noqa: E402
 CMD = "dmesg | grep -i -E 'hypervisor|x2apic|apic routing'; selfcheck --scale 0.05"
 
 
+def hmp_look(mon, info, text, res):
+    res["hmp"] = mon.execute("human-monitor-command", **{"command-line": "info vcpu-accel"})
+
+
 def test(guests):
-    res = nested_amdv.run_nested(CMD, smp=1, minutes=40, every=10, plugin=True)
+    res = nested_amdv.run_nested(CMD, smp=1, minutes=40, every=10, plugin=True,
+                                 on_look=hmp_look)
     l2, l1 = res["l2_serial"], res["l1_serial"]
     print(f"logs in {res['log_dir']}")
     for line in l2.splitlines():
@@ -86,6 +91,10 @@ def test(guests):
               f"ticks are not told apart: Linux's APIC timer vector is 0xec ({leaves})")
         check(not any(k["cause"] == "kernel-entry" for k in leaves),
               f"kernel entries on a host whose KVM runs the guest kernel ({leaves})")
+    hmp = res.get("hmp") or ""
+    print("  L2 HMP info vcpu-accel:\n" + hmp)
+    check(re.search(r"left KVM for:.* timer\(0xec\) \d+", hmp),
+          f"HMP's info vcpu-accel does not list the ticks:\n{hmp}")
     seen = {p["vcpu"]: p for p in res["plugin"]}
     print(f"  L2 plugin: {res['plugin']}")
     check(sorted(seen) == [0], f"the TCG plugin did not report the vCPU: {res['plugin']}")
