@@ -254,6 +254,8 @@ def run_tests(run):
 def bench_list(quick, out):
     seconds = "5" if quick else "15"
     benches = [("move_latency", ["bench/move_latency.py", "--seconds", seconds], 600),
+               ("round_trip", ["bench/round_trip.py", "--seconds", seconds,
+                               "--reps", "1" if quick else "3"], 1200),
                ("policy_cost", ["bench/spec.py", "policy", "build/bench/bench_policy"], 300)]
     benches.append(("kvm_stats", ["bench/kvm_stats.py", "--cmd",
                                   f"npb_ep --class {'W' if quick else 'A'}"], 900))

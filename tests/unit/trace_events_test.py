@@ -8,7 +8,8 @@ cannot turn into a pattern, or a cast that loses a value, fails here and not in 
 
 Then bench/move_latency.py's per-move counts, from a made-up trace read in the log's
 order, with QEMU 10.0's declarations of its two KVM events (those of the built source
-tree, where it exists, must match them).
+tree, where it exists, must match them); and bench/round_trip.py's kernel-entry round
+trips from made-up stamped moves.
 """
 import os
 import sys
@@ -81,6 +82,28 @@ def sample(ctype, i):
     return 0xabc0 + i
 
 
+def round_trip_failures():
+    import move_latency
+    import round_trip
+    move = move_latency.MOVE
+
+    def line(t, cpu, to, latency_ns, why):
+        return f"4242@{t:.6f}:mixed_move " + render(move, (cpu, to, latency_ns, 1, 2, 3, why),
+                                                    move.c_format)
+    text = "\n".join([
+        line(100.000100, 1, "tcg", 20000, "kernel-entry"),   # leave: 20 us
+        line(100.000150, 0, "kvm", 9000, "-"),               # another vCPU: ignored
+        line(100.000160, 1, "kvm", 30000, "-"),              # back 60 us later: 80 us
+        line(100.001000, 1, "tcg", 25000, "timer"),          # a tick: not a round trip
+        line(100.001100, 1, "kvm", 30000, "-"),
+        line(100.002000, 1, "tcg", 10000, "kernel-entry"),   # 10 + 45 = 55 us
+        "4242@100.002010:kvm_vcpu_ioctl cpu_index 1, type 0xae80, arg (nil)",
+        line(100.002045, 1, "kvm", 30000, "-"),
+    ])
+    got = [round(x, 3) for x in round_trip.round_trips(text, 1)]
+    return [] if got == [80.0, 55.0] else [f"round_trips: {got}, want [80.0, 55.0]"]
+
+
 def render(ev, values, fmt):
     args = []
     for (ctype, name), v in zip(ev.args, values):
@@ -108,6 +131,7 @@ def main():
         if "no_such_argument" not in str(e):
             failures.append(f"the error does not name the argument: {e}")
     failures += move_count_failures()
+    failures += round_trip_failures()
     for f in failures:
         print("FAIL:", f)
     print(f"{len(events)} trace events, {len(failures)} failures")
