@@ -24,11 +24,13 @@ REFUSED = [
     (["-accel", "mixed,tcg-cpus=0,kvm-cpus=1"], "not both"),
     (["-accel", "mixed,policy=fastest"], "unknown policy 'fastest'"),
     (["-accel", "mixed,user-cpuid=native"], "expected auto, trap or host"),
+    (["-accel", "mixed,x-user-get=yes"], "expected off, on or verify"),
 ]
 # user-cpuid= is for hosts whose KVM runs guest user code natively (PVM) only; there,
 # host mode needs a guest CPU with xsave.
 if host_runs_guest_kernel():
     REFUSED.append((["-accel", "mixed,user-cpuid=trap"], "intercepts CPUID"))
+    REFUSED.append((["-accel", "mixed,x-user-get=on"], "this host's KVM runs guest kernel code"))
 else:
     REFUSED.append((["-accel", "mixed,user-cpuid=host", "-cpu", "qemu64,-xsave"],
                     "needs xsave"))

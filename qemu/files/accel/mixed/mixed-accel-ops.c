@@ -290,7 +290,7 @@ static bool mixed_move(CPUState *cpu, VcpuAccel to, MixedKvmLeave why,
     bool ok;
 
     if (to == VCPU_ACCEL_TCG) {
-        ok = mixed_x86_kvm_to_tcg(cpu, &timing, &err);
+        ok = mixed_x86_kvm_to_tcg(cpu, why, &timing, &err);
     } else {
         ok = mixed_x86_tcg_to_kvm(cpu, &timing, &err);
     }

@@ -337,6 +337,14 @@ static int mixed_init_machine(MachineState *ms)
         error_report_err(err);
         return -EINVAL;
     }
+    if (s->user_get_mode == MIXED_USER_GET_ON && s->kvm_runs_kernel) {
+        /* Nothing tells QEMU that such a run stayed in user mode. */
+        error_report("mixed: x-user-get=on needs a host whose KVM leaves on "
+                     "every guest kernel entry (PVM); this host's KVM runs "
+                     "guest kernel code (x-user-get=verify checks the rule "
+                     "here without relying on it)");
+        return -EINVAL;
+    }
 
     on_kvm = g_new0(bool, ms->smp.max_cpus);
     if (!mixed_initial_placement(ms, s, on_kvm, &err)) {
@@ -444,6 +452,31 @@ static void mixed_set_user_cpuid(Object *obj, const char *value, Error **errp)
     }
     g_free(s->user_cpuid);
     s->user_cpuid = g_strdup(value);
+}
+
+static const char *const mixed_user_get_names[] = {
+    [MIXED_USER_GET_OFF] = "off",
+    [MIXED_USER_GET_ON] = "on",
+    [MIXED_USER_GET_VERIFY] = "verify",
+};
+
+static char *mixed_get_user_get(Object *obj, Error **errp)
+{
+    return g_strdup(mixed_user_get_names[MIXED_STATE(obj)->user_get_mode]);
+}
+
+static void mixed_set_user_get(Object *obj, const char *value, Error **errp)
+{
+    MixedState *s = MIXED_STATE(obj);
+    int i;
+
+    for (i = 0; i < ARRAY_SIZE(mixed_user_get_names); i++) {
+        if (!strcmp(value, mixed_user_get_names[i])) {
+            s->user_get_mode = i;
+            return;
+        }
+    }
+    error_setg(errp, "mixed: x-user-get=%s: expected off, on or verify", value);
 }
 
 static void mixed_accel_instance_init(Object *obj)
@@ -560,6 +593,14 @@ static void mixed_accel_class_init(ObjectClass *oc, void *data)
         "into KVM, which answers from the guest's CPU model), host (both "
         "backends show guest user code the host's CPUID), or auto (trap "
         "where the host can fault CPUID, else host)");
+    object_class_property_add_str(oc, "x-user-get", mixed_get_user_get,
+                                  mixed_set_user_get);
+    object_class_property_set_description(oc, "x-user-get",
+        "move-path candidate (off by default): on a host whose KVM leaves on "
+        "every guest kernel entry (PVM), a move off KVM after a run in guest "
+        "user mode reads only what user mode can change (registers, "
+        "segments, extended state, events); verify reads everything as well "
+        "and counts differences, on any host");
     object_class_property_add_str(oc, "trace-file", mixed_get_trace_file,
                                   mixed_set_trace_file);
     object_class_property_set_description(oc, "trace-file",

@@ -562,6 +562,13 @@ bool mixed_x86_vcpu_init(CPUState *cs, Error **errp)
     kvm_put_only_changes = mixed_state()->lazy_put;
     /* x-sync-regs: registers, segments and events through kvm_run */
     kvm_sync_regs = mixed_state()->sync_regs;
+    if (mixed_state()->user_get_mode == MIXED_USER_GET_ON &&
+        X86_CPU(cs)->enable_pmu) {
+        /* Performance counters count in user mode: a user-mode get misses them. */
+        error_setg(errp, "mixed: x-user-get=on cannot keep a virtual PMU's "
+                   "counters (pmu=on)");
+        return false;
+    }
     table->nent = 256;
     ret = kvm_vcpu_ioctl(cs, KVM_GET_CPUID2, table);
     if (ret < 0) {

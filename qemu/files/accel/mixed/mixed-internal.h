@@ -21,6 +21,18 @@
 /* Beyond any guest-physical address (qemu64: 40 bits) and PCI hole. */
 #define MIXED_ZAP_SLOT_GPA (1ULL << 44)
 
+/*
+ * x-user-get (docs/mixed.md, "State handover"): after a run on KVM that
+ * stayed in guest user mode, a move off KVM reads only what user mode can
+ * change. VERIFY reads everything as well and compares, without relying on
+ * the shortcut, so it may run on any host.
+ */
+typedef enum MixedUserGet {
+    MIXED_USER_GET_OFF,
+    MIXED_USER_GET_ON,
+    MIXED_USER_GET_VERIFY,
+} MixedUserGet;
+
 typedef struct MixedState {
     KVMState kvm;           /* must be first: KVM code casts to KVMState */
 
@@ -49,6 +61,7 @@ typedef struct MixedState {
      */
     bool lazy_put;          /* x-lazy-put: a put writes only what changed */
     bool sync_regs;         /* x-sync-regs: KVM_CAP_SYNC_REGS through kvm_run */
+    MixedUserGet user_get_mode; /* x-user-get */
     bool gdb_attached;      /* every vCPU on TCG while gdb is attached */
     char *pin;              /* off, compact, split */
     MixedvmPinMode pin_mode;
@@ -187,6 +200,10 @@ struct AccelCPUState {
     uint64_t kernel_entries;    /* PVM tripwire exits */
     uint64_t leaves[MIXED_LEAVE__MAX];      /* moves off KVM, by cause */
     uint64_t leave_vectors[2][256]; /* timer and interrupt leaves by vector */
+    uint64_t user_gets;         /* gets of user-mode state only (x-user-get) */
+    /* x-user-get=verify, by the CPL the run entered KVM at: [0] kernel, [1] user */
+    uint64_t user_get_checks[2], user_get_mismatches[2];
+    char *user_get_first_mismatch[2];
     uint64_t tcg_user_returns;  /* returns to user mode executed on TCG */
     int64_t tcg_user_ns;        /* time in guest user mode on TCG */
     int64_t tcg_user_since_ns;  /* start of the current user stretch, or 0 */
@@ -235,7 +252,8 @@ static inline VcpuAccel mixed_vcpu_running_on(CPUState *cpu)
 bool mixed_vcpu_may_place(CPUState *cpu, VcpuAccel target, Error **errp);
 
 /* mixed-x86.c: state handover, one direction each */
-bool mixed_x86_kvm_to_tcg(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
+bool mixed_x86_kvm_to_tcg(CPUState *cpu, MixedKvmLeave why, VcpuAccelMove *timing,
+                          Error **errp);
 bool mixed_x86_tcg_to_kvm(CPUState *cpu, VcpuAccelMove *timing, Error **errp);
 bool mixed_x86_in_user_mode(CPUState *cpu);
 bool mixed_x86_event_pending(CPUState *cpu, bool *deliverable);

@@ -122,6 +122,20 @@ MixedAccelInfo *qmp_query_vcpu_accel(bool has_kvm_stats, bool kvm_stats,
         v->kvm_tlb_flushes = qatomic_read(&mv->kvm_tlb_flushes);
         v->shadow_zaps = qatomic_read(&mv->shadow_zaps);
         v->kvm_leaves = mixed_qmp_kvm_leaves(mv);
+        v->user_gets = mv->user_gets;
+        if (s->user_get_mode == MIXED_USER_GET_VERIFY) {
+            VcpuUserGetChecks *c = g_new0(VcpuUserGetChecks, 1);
+
+            c->user_entries = mv->user_get_checks[1];
+            c->user_entry_mismatches = mv->user_get_mismatches[1];
+            c->kernel_entries = mv->user_get_checks[0];
+            c->kernel_entry_mismatches = mv->user_get_mismatches[0];
+            c->first_user_entry_mismatch =
+                g_strdup(mv->user_get_first_mismatch[1]);
+            c->first_kernel_entry_mismatch =
+                g_strdup(mv->user_get_first_mismatch[0]);
+            v->user_get_checks = c;
+        }
         mixed_vcpu_times(cpu, now, &v->kvm_ns, &v->tcg_ns, &v->tcg_user_ns,
                          &v->idle_ns);
         v->tcg_share = v->kvm_ns + v->tcg_ns > 0 ?

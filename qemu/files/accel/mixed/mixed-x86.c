@@ -217,6 +217,29 @@ static void mixed_x86_take_kvm_events(CPUState *cs)
     mixed_x86_clear_stale_events(env);
 }
 
+/* What KVM sees of the guest's kernel entry points: the PVM tripwire. */
+static void mixed_x86_set_tripwire(CPUX86State *env)
+{
+    env->idt.limit = 0;                     /* any event: #GP, #DF, shutdown */
+    env->lstar = MIXEDVM_TRIPWIRE_LSTAR;    /* SYSCALL faults at a sentinel */
+    env->cstar = MIXEDVM_TRIPWIRE_CSTAR;
+    env->sysenter_cs = 0;                   /* SYSENTER raises #GP */
+}
+
+/*
+ * x-lazy-put: record what KVM holds, which is env just after a get, except
+ * that a user-mode get (x-user-get) left the guest's real entry points in
+ * env where KVM holds the tripwire. mixed_x86_disarm_tripwire restores the
+ * real ones right after.
+ */
+static void mixed_x86_note_state_held(CPUState *cs)
+{
+    if (!mixed_state()->kvm_runs_kernel) {
+        mixed_x86_set_tripwire(cpu_env(cs));
+    }
+    kvm_arch_note_state_held(cs);
+}
+
 /* The guest's real entry state, which QEMU keeps while KVM sees the tripwire. */
 static void mixed_x86_restore_real(CPUState *cs)
 {
@@ -280,7 +303,157 @@ static void mixed_x86_disarm_tripwire(CPUState *cs, bool kernel_entry)
                          env->segs[R_CS].selector, env->eip, rewound);
 }
 
-bool mixed_x86_kvm_to_tcg(CPUState *cs, VcpuAccelMove *t, Error **errp)
+/*
+ * x-user-get: can this move's get skip what only guest kernel code changes?
+ * When the vCPU entered KVM in user mode and KVM gave it back only because
+ * QEMU kicked it (an event, a placement): where KVM cannot run guest kernel
+ * code (PVM), every kernel entry on KVM ends in the tripwire, which hands
+ * the vCPU back as a shutdown exit (KVM_EXITED), so such a run stayed in
+ * user mode. A VM stop gets everything, for whatever QEMU does next with it.
+ */
+static bool mixed_x86_ran_in_user_mode(CPUState *cs, MixedKvmLeave why)
+{
+    AccelCPUState *mv = cs->accel;
+
+    return mv->state == MIXED_VCPU_ON_KVM && mv->last_put.cpl == 3 &&
+           why != MIXED_LEAVE_VM_STOP && why != MIXED_LEAVE_KVM_FAILURE;
+}
+
+/*
+ * The fields a full get reads and a user-mode get does not, that a guest
+ * could depend on; compared by name for the first mismatch, the rest of env
+ * byte for byte.
+ */
+#define MIXED_USER_GET_FIELD(f) { #f, offsetof(CPUX86State, f), \
+                                  sizeof(((CPUX86State *)0)->f) }
+static const struct {
+    const char *name;
+    size_t offset, size;
+} mixed_user_get_fields[] = {
+    MIXED_USER_GET_FIELD(xcr0), MIXED_USER_GET_FIELD(kernelgsbase),
+    MIXED_USER_GET_FIELD(star), MIXED_USER_GET_FIELD(lstar),
+    MIXED_USER_GET_FIELD(cstar), MIXED_USER_GET_FIELD(fmask),
+    MIXED_USER_GET_FIELD(sysenter_cs), MIXED_USER_GET_FIELD(sysenter_esp),
+    MIXED_USER_GET_FIELD(sysenter_eip), MIXED_USER_GET_FIELD(pat),
+    MIXED_USER_GET_FIELD(tsc_aux), MIXED_USER_GET_FIELD(spec_ctrl),
+    MIXED_USER_GET_FIELD(mp_state), MIXED_USER_GET_FIELD(dr),
+};
+
+/*
+ * Where the state of a user-mode get differs from a full get's ("dr, byte
+ * 48: 0x0 against 0xffff0ff0"), or NULL. The caller frees it.
+ */
+static char *mixed_x86_user_get_mismatch(const CPUX86State *user,
+                                         const CPUX86State *full)
+{
+    /* A full get reads the TSC (ours is KVM's offset) and, by SREGS2, PDPTRs. */
+    static const struct { size_t offset, size; } volatile_fields[] = {
+        { offsetof(CPUX86State, tsc), sizeof(full->tsc) },
+        { offsetof(CPUX86State, pdptrs_valid), sizeof(full->pdptrs_valid) },
+        { offsetof(CPUX86State, pdptrs), sizeof(full->pdptrs) },
+    };
+    const uint8_t *a = (const uint8_t *)user, *b = (const uint8_t *)full;
+    size_t i, j;
+
+    for (i = 0; i < ARRAY_SIZE(mixed_user_get_fields); i++) {
+        size_t off = mixed_user_get_fields[i].offset;
+
+        for (j = 0; j < mixed_user_get_fields[i].size; j += 8) {
+            uint64_t ua = 0, fa = 0;
+            size_t n = MIN(8, mixed_user_get_fields[i].size - j);
+
+            memcpy(&ua, a + off + j, n);
+            memcpy(&fa, b + off + j, n);
+            if (ua != fa) {
+                return g_strdup_printf("%s, byte %zu: 0x%" PRIx64 " against 0x%"
+                                       PRIx64, mixed_user_get_fields[i].name,
+                                       j, ua, fa);
+            }
+        }
+    }
+    for (i = 0; i < sizeof(*full); i++) {
+        bool skip = false;
+
+        for (j = 0; j < ARRAY_SIZE(volatile_fields); j++) {
+            skip |= i >= volatile_fields[j].offset &&
+                    i < volatile_fields[j].offset + volatile_fields[j].size;
+        }
+        if (!skip && a[i] != b[i]) {
+            return g_strdup_printf("CPUX86State byte %zu", i);
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The get of a move off KVM. With x-user-get, after a run in user mode,
+ * only what user mode can change (target/i386/kvm: kvm_get_user_state);
+ * with verify, that and then the full get, compared.
+ */
+static int mixed_x86_get(CPUState *cs, MixedKvmLeave why, Error **errp)
+{
+    MixedState *s = mixed_state();
+    AccelCPUState *mv = cs->accel;
+    X86CPU *cpu = X86_CPU(cs);
+    g_autofree CPUX86State *user = NULL;
+    g_autofree char *mismatch = NULL;
+    bool entered_user;
+    int ret;
+
+    if (s->user_get_mode == MIXED_USER_GET_OFF ||
+        (s->user_get_mode == MIXED_USER_GET_ON &&
+         !mixed_x86_ran_in_user_mode(cs, why))) {
+        return kvm_arch_get_registers(cs, errp);
+    }
+    if (s->user_get_mode == MIXED_USER_GET_ON) {
+        cpu->kvm_get_user_state = true;
+        ret = kvm_arch_get_registers(cs, errp);
+        if (ret == 0 && !mixed_x86_in_user_mode(cs)) {
+            /* Cannot happen (see above); if it does, read everything. */
+            warn_report_once("mixed: vCPU %d left KVM in kernel mode after a "
+                             "run entered in user mode; full get",
+                             cs->cpu_index);
+            return kvm_arch_get_registers(cs, errp);
+        }
+        mv->user_gets += ret == 0;
+        return ret;
+    }
+    /* verify: on any host, any run (counted by the CPL it entered KVM at) */
+    if (mv->state != MIXED_VCPU_ON_KVM || why == MIXED_LEAVE_VM_STOP ||
+        why == MIXED_LEAVE_KVM_FAILURE) {
+        return kvm_arch_get_registers(cs, errp);
+    }
+    entered_user = mv->last_put.cpl == 3;
+    cpu->kvm_get_user_state = true;
+    ret = kvm_arch_get_registers(cs, errp);
+    if (ret) {
+        return ret;
+    }
+    user = g_memdup2(&cpu->env, sizeof(cpu->env));
+    ret = kvm_arch_get_registers(cs, errp);
+    if (ret) {
+        return ret;
+    }
+    if (!s->kvm_runs_kernel) {
+        /* env kept the real values at the put; KVM holds the tripwire's. */
+        user->lstar = cpu->env.lstar;
+        user->cstar = cpu->env.cstar;
+        user->sysenter_cs = cpu->env.sysenter_cs;
+    }
+    mismatch = mixed_x86_user_get_mismatch(user, &cpu->env);
+    mv->user_get_checks[entered_user]++;
+    if (mismatch) {
+        mv->user_get_mismatches[entered_user]++;
+        if (!mv->user_get_first_mismatch[entered_user]) {
+            mv->user_get_first_mismatch[entered_user] = g_strdup(mismatch);
+        }
+        trace_mixed_user_get_mismatch(cs->cpu_index, entered_user, mismatch);
+    }
+    return 0;
+}
+
+bool mixed_x86_kvm_to_tcg(CPUState *cs, MixedKvmLeave why, VcpuAccelMove *t,
+                          Error **errp)
 {
     AccelCPUState *mv = cs->accel;
     X86CPU *cpu = X86_CPU(cs);
@@ -301,12 +474,12 @@ bool mixed_x86_kvm_to_tcg(CPUState *cs, VcpuAccelMove *t, Error **errp)
         int ours = qatomic_read(&cs->interrupt_request) &
                    (CPU_INTERRUPT_INIT | CPU_INTERRUPT_SMI);
 
-        if (kvm_arch_get_registers(cs, errp)) {
+        if (mixed_x86_get(cs, why, errp)) {
             return false;
         }
         /* x-lazy-put: KVM holds what was just read; the put back writes changes */
         if (mixed_state()->lazy_put) {
-            kvm_arch_note_state_held(cs);
+            mixed_x86_note_state_held(cs);
         }
         qatomic_or(&cs->interrupt_request, ours);
         cs->vcpu_dirty = true;
@@ -498,10 +671,7 @@ static void mixed_x86_arm_tripwire(CPUState *cs)
     mv->real_cstar = env->cstar;
     mv->real_sysenter_cs = env->sysenter_cs;
     mv->real_cr2 = env->cr[2];
-    env->idt.limit = 0;                     /* any event: #GP, #DF, shutdown */
-    env->lstar = MIXEDVM_TRIPWIRE_LSTAR;    /* SYSCALL faults at a sentinel */
-    env->cstar = MIXEDVM_TRIPWIRE_CSTAR;
-    env->sysenter_cs = 0;                   /* SYSENTER raises #GP */
+    mixed_x86_set_tripwire(env);
 }
 
 bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
