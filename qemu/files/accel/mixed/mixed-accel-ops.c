@@ -642,6 +642,7 @@ static void mixed_do_after_put(CPUState *cpu, run_on_cpu_data loaded)
     AccelCPUState *mv = cpu->accel;
 
     mixed_x86_read_tsc_offset(cpu);
+    mixed_x86_note_mtrrs(cpu);      /* a reset or full put writes them */
     if (loaded.host_int) {
         mixed_x86_loaded(cpu);
     }

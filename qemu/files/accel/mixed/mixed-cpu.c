@@ -563,10 +563,14 @@ bool mixed_x86_vcpu_init(CPUState *cs, Error **errp)
     /* x-sync-regs: registers, segments and events through kvm_run */
     kvm_sync_regs = mixed_state()->sync_regs;
     if (mixed_state()->user_get_mode == MIXED_USER_GET_ON &&
-        X86_CPU(cs)->enable_pmu) {
-        /* Performance counters count in user mode: a user-mode get misses them. */
+        (X86_CPU(cs)->enable_pmu || X86_CPU(cs)->hyperv_features ||
+         X86_CPU(cs)->hyperv_passthrough)) {
+        /*
+         * Performance counters and Hyper-V's VP runtime count while user
+         * mode runs: a user-mode get would leave them behind.
+         */
         error_setg(errp, "mixed: x-user-get=on cannot keep a virtual PMU's "
-                   "counters (pmu=on)");
+                   "counters or Hyper-V's VP runtime (pmu=on, hv-*)");
         return false;
     }
     table->nent = 256;

@@ -18,6 +18,9 @@
 
 #define TYPE_MIXED_ACCEL ACCEL_CLASS_NAME("mixed")
 
+/* MTRRdefType, the 11 fixed-range and 8 variable-range base/mask pairs */
+#define MIXED_MTRR_MSRS (1 + 11 + 2 * 8)
+
 /* Beyond any guest-physical address (qemu64: 40 bits) and PCI hole. */
 #define MIXED_ZAP_SLOT_GPA (1ULL << 44)
 
@@ -185,6 +188,10 @@ struct AccelCPUState {
     uint64_t kvm_tlb_flushes;   /* KVM TLB flushes it needed (EPT/NPT) */
     uint64_t shadow_zaps;       /* shadow-MMU zaps it made (shadow MMU) */
 
+    /* the MTRRs KVM holds, as KVM_SET_MSRS data (mixed_x86_put_mtrrs) */
+    uint64_t kvm_mtrrs[MIXED_MTRR_MSRS];
+    bool kvm_mtrrs_known;
+
     /* TSC: KVM's per-vCPU offset; TCG reads host TSC + this */
     int64_t kvm_tsc_offset;
 
@@ -252,6 +259,7 @@ static inline VcpuAccel mixed_vcpu_running_on(CPUState *cpu)
 bool mixed_vcpu_may_place(CPUState *cpu, VcpuAccel target, Error **errp);
 
 /* mixed-x86.c: state handover, one direction each */
+void mixed_x86_note_mtrrs(CPUState *cpu);
 bool mixed_x86_kvm_to_tcg(CPUState *cpu, MixedKvmLeave why, VcpuAccelMove *timing,
                           Error **errp);
 bool mixed_x86_tcg_to_kvm(CPUState *cpu, VcpuAccelMove *timing, Error **errp);

@@ -303,6 +303,92 @@ static void mixed_x86_disarm_tripwire(CPUState *cs, bool kernel_entry)
                          env->segs[R_CS].selector, env->eip, rewound);
 }
 
+/* ------------------------------------------------------------------------
+ * MTRRs
+ *
+ * QEMU's put writes the MTRRs only at reset and full-state levels, so a move
+ * into KVM (a RUNTIME put) left KVM with the values of the last reset while
+ * the guest wrote its own on TCG (SeaBIOS on the BSP, Linux on each AP it
+ * brings up), and the next full get brought KVM's back into env: the guest's
+ * MTRR writes were lost at every move off KVM. Found on the emulated AMD-V
+ * host by x-user-get=verify (2026-12-05). mixed writes them itself whenever
+ * they differ from what KVM was last given or read back.
+ */
+
+static void mixed_x86_mtrr_entries(CPUState *cs, struct kvm_msr_entry *e)
+{
+    X86CPU *cpu = X86_CPU(cs);
+    CPUX86State *env = &cpu->env;
+    /* KVM refuses mask bits beyond the host's physical limit; as QEMU puts. */
+    uint64_t phys_mask = MAKE_64BIT_MASK(0, cpu->phys_bits);
+    static const uint32_t fixed[11] = {
+        MSR_MTRRfix64K_00000, MSR_MTRRfix16K_80000, MSR_MTRRfix16K_A0000,
+        MSR_MTRRfix4K_C0000, MSR_MTRRfix4K_C8000, MSR_MTRRfix4K_D0000,
+        MSR_MTRRfix4K_D8000, MSR_MTRRfix4K_E0000, MSR_MTRRfix4K_E8000,
+        MSR_MTRRfix4K_F0000, MSR_MTRRfix4K_F8000,
+    };
+    int i, n = 0;
+
+    QEMU_BUILD_BUG_ON(MIXED_MTRR_MSRS != 1 + 11 + 2 * MSR_MTRRcap_VCNT);
+    e[n++] = (struct kvm_msr_entry) { .index = MSR_MTRRdefType,
+                                      .data = env->mtrr_deftype };
+    for (i = 0; i < 11; i++) {
+        e[n++] = (struct kvm_msr_entry) { .index = fixed[i],
+                                          .data = env->mtrr_fixed[i] };
+    }
+    for (i = 0; i < MSR_MTRRcap_VCNT; i++) {
+        e[n++] = (struct kvm_msr_entry) { .index = MSR_MTRRphysBase(i),
+                                          .data = env->mtrr_var[i].base };
+        e[n++] = (struct kvm_msr_entry) { .index = MSR_MTRRphysMask(i),
+                                          .data = env->mtrr_var[i].mask &
+                                                  phys_mask };
+    }
+}
+
+/* KVM holds env's MTRRs now (a full get read them, or a reset put them). */
+void mixed_x86_note_mtrrs(CPUState *cs)
+{
+    AccelCPUState *mv = cs->accel;
+    struct kvm_msr_entry e[MIXED_MTRR_MSRS];
+    int i;
+
+    mixed_x86_mtrr_entries(cs, e);
+    for (i = 0; i < MIXED_MTRR_MSRS; i++) {
+        mv->kvm_mtrrs[i] = e[i].data;
+    }
+    mv->kvm_mtrrs_known = true;
+}
+
+/* Before a vCPU enters KVM: the MTRRs the guest wrote on TCG, if any. */
+static int mixed_x86_put_mtrrs(CPUState *cs)
+{
+    AccelCPUState *mv = cs->accel;
+    struct {
+        struct kvm_msrs info;
+        struct kvm_msr_entry e[MIXED_MTRR_MSRS];
+    } msrs = { .info.nmsrs = MIXED_MTRR_MSRS };
+    int i, ret;
+
+    if (!(cpu_env(cs)->features[FEAT_1_EDX] & CPUID_MTRR)) {
+        return 0;
+    }
+    mixed_x86_mtrr_entries(cs, msrs.e);
+    for (i = 0; mv->kvm_mtrrs_known && i < MIXED_MTRR_MSRS; i++) {
+        if (mv->kvm_mtrrs[i] != msrs.e[i].data) {
+            break;
+        }
+    }
+    if (mv->kvm_mtrrs_known && i == MIXED_MTRR_MSRS) {
+        return 0;
+    }
+    ret = kvm_vcpu_ioctl(cs, KVM_SET_MSRS, &msrs);
+    if (ret != MIXED_MTRR_MSRS) {
+        return ret < 0 ? ret : -EINVAL;
+    }
+    mixed_x86_note_mtrrs(cs);
+    return 0;
+}
+
 /*
  * x-user-get: can this move's get skip what only guest kernel code changes?
  * When the vCPU entered KVM in user mode and KVM gave it back only because
@@ -336,7 +422,11 @@ static const struct {
     MIXED_USER_GET_FIELD(sysenter_cs), MIXED_USER_GET_FIELD(sysenter_esp),
     MIXED_USER_GET_FIELD(sysenter_eip), MIXED_USER_GET_FIELD(pat),
     MIXED_USER_GET_FIELD(tsc_aux), MIXED_USER_GET_FIELD(spec_ctrl),
-    MIXED_USER_GET_FIELD(mp_state), MIXED_USER_GET_FIELD(dr),
+    MIXED_USER_GET_FIELD(mp_state), MIXED_USER_GET_FIELD(mtrr_deftype),
+    MIXED_USER_GET_FIELD(mtrr_fixed), MIXED_USER_GET_FIELD(mtrr_var),
+    { "dr0-3", offsetof(CPUX86State, dr), 4 * sizeof(target_ulong) },
+    { "dr6", offsetof(CPUX86State, dr[6]), sizeof(target_ulong) },
+    { "dr7", offsetof(CPUX86State, dr[7]), sizeof(target_ulong) },
 };
 
 /*
@@ -346,9 +436,17 @@ static const struct {
 static char *mixed_x86_user_get_mismatch(const CPUX86State *user,
                                          const CPUX86State *full)
 {
-    /* A full get reads the TSC (ours is KVM's offset) and, by SREGS2, PDPTRs. */
+    /*
+     * Not compared: what counts by itself and the guest cannot read under
+     * mixed (the TSC MSR, ours being host TSC plus KVM's offset; Hyper-V's
+     * VP runtime, without Hyper-V features, see mixed_x86_vcpu_init), the
+     * PDPTRs that only SREGS2 carries, and DR4/DR5, which a full get fills
+     * as aliases of DR6/DR7 and nothing reads.
+     */
     static const struct { size_t offset, size; } volatile_fields[] = {
         { offsetof(CPUX86State, tsc), sizeof(full->tsc) },
+        { offsetof(CPUX86State, msr_hv_runtime), sizeof(full->msr_hv_runtime) },
+        { offsetof(CPUX86State, dr[4]), 2 * sizeof(target_ulong) },
         { offsetof(CPUX86State, pdptrs_valid), sizeof(full->pdptrs_valid) },
         { offsetof(CPUX86State, pdptrs), sizeof(full->pdptrs) },
     };
@@ -385,6 +483,16 @@ static char *mixed_x86_user_get_mismatch(const CPUX86State *user,
     return NULL;
 }
 
+static int mixed_x86_full_get(CPUState *cs, Error **errp)
+{
+    int ret = kvm_arch_get_registers(cs, errp);
+
+    if (ret == 0) {
+        mixed_x86_note_mtrrs(cs);
+    }
+    return ret;
+}
+
 /*
  * The get of a move off KVM. With x-user-get, after a run in user mode,
  * only what user mode can change (target/i386/kvm: kvm_get_user_state);
@@ -403,7 +511,7 @@ static int mixed_x86_get(CPUState *cs, MixedKvmLeave why, Error **errp)
     if (s->user_get_mode == MIXED_USER_GET_OFF ||
         (s->user_get_mode == MIXED_USER_GET_ON &&
          !mixed_x86_ran_in_user_mode(cs, why))) {
-        return kvm_arch_get_registers(cs, errp);
+        return mixed_x86_full_get(cs, errp);
     }
     if (s->user_get_mode == MIXED_USER_GET_ON) {
         cpu->kvm_get_user_state = true;
@@ -413,7 +521,7 @@ static int mixed_x86_get(CPUState *cs, MixedKvmLeave why, Error **errp)
             warn_report_once("mixed: vCPU %d left KVM in kernel mode after a "
                              "run entered in user mode; full get",
                              cs->cpu_index);
-            return kvm_arch_get_registers(cs, errp);
+            return mixed_x86_full_get(cs, errp);
         }
         mv->user_gets += ret == 0;
         return ret;
@@ -421,7 +529,7 @@ static int mixed_x86_get(CPUState *cs, MixedKvmLeave why, Error **errp)
     /* verify: on any host, any run (counted by the CPL it entered KVM at) */
     if (mv->state != MIXED_VCPU_ON_KVM || why == MIXED_LEAVE_VM_STOP ||
         why == MIXED_LEAVE_KVM_FAILURE) {
-        return kvm_arch_get_registers(cs, errp);
+        return mixed_x86_full_get(cs, errp);
     }
     entered_user = mv->last_put.cpl == 3;
     cpu->kvm_get_user_state = true;
@@ -430,7 +538,7 @@ static int mixed_x86_get(CPUState *cs, MixedKvmLeave why, Error **errp)
         return ret;
     }
     user = g_memdup2(&cpu->env, sizeof(cpu->env));
-    ret = kvm_arch_get_registers(cs, errp);
+    ret = mixed_x86_full_get(cs, errp);
     if (ret) {
         return ret;
     }
@@ -724,6 +832,12 @@ bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
         mixed_x86_restore_real(cs);   /* QEMU keeps the real values */
     }
     if (ret) {
+        return false;
+    }
+    ret = mixed_x86_put_mtrrs(cs);
+    if (ret) {
+        error_setg_errno(errp, -ret, "mixed: KVM refused vCPU %d's MTRRs",
+                         cs->cpu_index);
         return false;
     }
     cs->vcpu_dirty = false;
