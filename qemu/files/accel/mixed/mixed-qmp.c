@@ -279,6 +279,22 @@ void hmp_info_vcpu_accel(Monitor *mon, const QDict *qdict)
             }
             monitor_printf(mon, "\n");
         }
+        if (v->user_gets) {
+            monitor_printf(mon, "      user-mode gets: %" PRIu64 "\n",
+                           v->user_gets);
+        }
+        if (v->user_get_checks) {
+            VcpuUserGetChecks *c = v->user_get_checks;
+
+            monitor_printf(mon, "      x-user-get=verify: entered in user mode "
+                           "%" PRIu64 " checked, %" PRIu64 " differed%s%s; in "
+                           "kernel mode %" PRIu64 " checked, %" PRIu64
+                           " differed\n", c->user_entries,
+                           c->user_entry_mismatches,
+                           c->first_user_entry_mismatch ? ", first: " : "",
+                           c->first_user_entry_mismatch ?: "",
+                           c->kernel_entries, c->kernel_entry_mismatches);
+        }
     }
 }
 
