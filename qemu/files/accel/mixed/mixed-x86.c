@@ -359,8 +359,13 @@ void mixed_x86_note_mtrrs(CPUState *cs)
     mv->kvm_mtrrs_known = true;
 }
 
-/* Before a vCPU enters KVM: the MTRRs the guest wrote on TCG, if any. */
-static int mixed_x86_put_mtrrs(CPUState *cs)
+/*
+ * Before a vCPU enters KVM: the MTRRs the guest wrote on TCG, if any. TCG
+ * does not check the values the guest writes; should KVM refuse one (a real
+ * CPU would have raised #GP at the write), the vCPU still moves, KVM keeps
+ * its own MTRRs, and that is said once.
+ */
+static void mixed_x86_put_mtrrs(CPUState *cs)
 {
     AccelCPUState *mv = cs->accel;
     struct {
@@ -370,7 +375,7 @@ static int mixed_x86_put_mtrrs(CPUState *cs)
     int i, ret;
 
     if (!(cpu_env(cs)->features[FEAT_1_EDX] & CPUID_MTRR)) {
-        return 0;
+        return;
     }
     mixed_x86_mtrr_entries(cs, msrs.e);
     for (i = 0; mv->kvm_mtrrs_known && i < MIXED_MTRR_MSRS; i++) {
@@ -379,14 +384,18 @@ static int mixed_x86_put_mtrrs(CPUState *cs)
         }
     }
     if (mv->kvm_mtrrs_known && i == MIXED_MTRR_MSRS) {
-        return 0;
+        return;
     }
     ret = kvm_vcpu_ioctl(cs, KVM_SET_MSRS, &msrs);
     if (ret != MIXED_MTRR_MSRS) {
-        return ret < 0 ? ret : -EINVAL;
+        int bad = ret >= 0 && ret < MIXED_MTRR_MSRS ? ret : 0;
+
+        warn_report_once("mixed: vCPU %d: KVM refused the guest's MTRRs "
+                         "(MSR 0x%x = 0x%" PRIx64 ", %s); KVM keeps its own",
+                         cs->cpu_index, msrs.e[bad].index, msrs.e[bad].data,
+                         ret < 0 ? strerror(-ret) : "invalid value");
     }
-    mixed_x86_note_mtrrs(cs);
-    return 0;
+    mixed_x86_note_mtrrs(cs);   /* what was asked for: no retry per move */
 }
 
 /*
@@ -834,12 +843,7 @@ bool mixed_x86_tcg_to_kvm(CPUState *cs, VcpuAccelMove *t, Error **errp)
     if (ret) {
         return false;
     }
-    ret = mixed_x86_put_mtrrs(cs);
-    if (ret) {
-        error_setg_errno(errp, -ret, "mixed: KVM refused vCPU %d's MTRRs",
-                         cs->cpu_index);
-        return false;
-    }
+    mixed_x86_put_mtrrs(cs);
     cs->vcpu_dirty = false;
     mv->kvm_ran_since_put = false;
     t2 = mixed_now_ns();
