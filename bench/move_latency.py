@@ -168,9 +168,11 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
-    check_spec({f"move.{key}.{stat}_us": result[label][f"{stat}_us"]
-                for key, label in (("tcg_to_kvm", "TCG -> KVM"), ("kvm_to_tcg", "KVM -> TCG"))
-                if label in result for stat in ("p50", "p99")})
+    directions = (("tcg_to_kvm", "TCG -> KVM"), ("kvm_to_tcg", "KVM -> TCG"))
+    check_spec({**{f"move.{key}.{stat}_us": result[label][f"{stat}_us"]
+                   for key, label in directions if label in result for stat in ("p50", "p99")},
+                **{f"move.{key}.ioctls_p50": result[label]["counts"]["ioctls_p50"]
+                   for key, label in directions if "counts" in result.get(label, {})}})
     return 0 if result else 1
 
 
