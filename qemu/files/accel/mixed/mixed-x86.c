@@ -439,8 +439,8 @@ static const struct {
 };
 
 /*
- * Where the state of a user-mode get differs from a full get's ("dr, byte
- * 48: 0x0 against 0xffff0ff0"), or NULL. The caller frees it.
+ * Where the state of a user-mode get differs from a full get's ("dr6, byte
+ * 0: 0x0 against 0xffff0ff0"), or NULL. The caller frees it.
  */
 static char *mixed_x86_user_get_mismatch(const CPUX86State *user,
                                          const CPUX86State *full)
