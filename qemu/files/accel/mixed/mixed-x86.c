@@ -400,17 +400,16 @@ static void mixed_x86_put_mtrrs(CPUState *cs)
 
 /*
  * x-user-get: can this move's get skip what only guest kernel code changes?
- * When the vCPU entered KVM in user mode and KVM gave it back only because
- * QEMU kicked it (an event, a placement): where KVM cannot run guest kernel
- * code (PVM), every kernel entry on KVM ends in the tripwire, which hands
- * the vCPU back as a shutdown exit (KVM_EXITED), so such a run stayed in
- * user mode. A VM stop gets everything, for whatever QEMU does next with it.
+ * When KVM gave the vCPU back only because QEMU kicked it (an event, a
+ * placement) and it had entered KVM in user mode (last_put.cpl): where KVM
+ * cannot run guest kernel code (PVM), every kernel entry on KVM ends in the
+ * tripwire, which hands the vCPU back as a shutdown exit (KVM_EXITED), so
+ * such a run stayed in user mode. A VM stop gets everything, for whatever
+ * QEMU does next with it.
  */
-static bool mixed_x86_ran_in_user_mode(CPUState *cs, MixedKvmLeave why)
+static bool mixed_x86_kicked_off_kvm(CPUState *cs, MixedKvmLeave why)
 {
-    AccelCPUState *mv = cs->accel;
-
-    return mv->state == MIXED_VCPU_ON_KVM && mv->last_put.cpl == 3 &&
+    return cs->accel->state == MIXED_VCPU_ON_KVM &&
            why != MIXED_LEAVE_VM_STOP && why != MIXED_LEAVE_KVM_FAILURE;
 }
 
@@ -518,11 +517,14 @@ static int mixed_x86_get(CPUState *cs, MixedKvmLeave why, Error **errp)
     int ret;
 
     if (s->user_get_mode == MIXED_USER_GET_OFF ||
-        (s->user_get_mode == MIXED_USER_GET_ON &&
-         !mixed_x86_ran_in_user_mode(cs, why))) {
+        !mixed_x86_kicked_off_kvm(cs, why)) {
         return mixed_x86_full_get(cs, errp);
     }
+    entered_user = mv->last_put.cpl == 3;
     if (s->user_get_mode == MIXED_USER_GET_ON) {
+        if (!entered_user) {
+            return mixed_x86_full_get(cs, errp);
+        }
         cpu->kvm_get_user_state = true;
         ret = kvm_arch_get_registers(cs, errp);
         if (ret == 0 && !mixed_x86_in_user_mode(cs)) {
@@ -536,11 +538,6 @@ static int mixed_x86_get(CPUState *cs, MixedKvmLeave why, Error **errp)
         return ret;
     }
     /* verify: on any host, any run (counted by the CPL it entered KVM at) */
-    if (mv->state != MIXED_VCPU_ON_KVM || why == MIXED_LEAVE_VM_STOP ||
-        why == MIXED_LEAVE_KVM_FAILURE) {
-        return mixed_x86_full_get(cs, errp);
-    }
-    entered_user = mv->last_put.cpl == 3;
     cpu->kvm_get_user_state = true;
     ret = kvm_arch_get_registers(cs, errp);
     if (ret) {
